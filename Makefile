@@ -1,0 +1,93 @@
+# Waymark build. `make` builds, `make test` sets up and runs every test,
+# `make run` sets up, builds and starts the server with a demo, `make bench`
+# prints the benchmark tables. `make SANITIZE=address,undefined test` too.
+
+CC      ?= cc
+CSTD    := -std=c17
+OPT     ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+DEFS    := -D_GNU_SOURCE
+CFLAGS  += $(CSTD) $(OPT) $(WARN) $(DEFS) -Iinclude -Isrc -pthread
+LDLIBS  += -lmicrohttpd -llmdb -lsqlite3 -lz -lcurl -lpthread -lm
+
+BUILD   ?= build
+ifneq ($(SANITIZE),)
+  CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=$(SANITIZE)
+  BUILD   := build-san
+endif
+
+LIB_SRC   := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+CLI_SRC   := $(shell find src/cli -name '*.c' | sort)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libwaymark.a
+BIN       := $(BUILD)/waymark
+
+UNIT_SRC  := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
+UNIT_BIN  := $(UNIT_SRC:%.c=$(BUILD)/%)
+FUZZ_DIRS := $(shell find tests/fuzz -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort)
+FUZZ_REPLAY := $(FUZZ_DIRS:%=$(BUILD)/%/replay)
+BENCH_SRC := $(shell find bench -maxdepth 1 -name '*.c' 2>/dev/null | sort)
+BENCH_BIN := $(BENCH_SRC:%.c=$(BUILD)/%)
+
+.PHONY: all bootstrap test unit fuzz-replay integration compat run bench clean crash-test fuzz format
+
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/fuzz/%/replay: tests/fuzz/%/fuzz.c tests/fuzz/replay_main.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(BENCH_LIBS_$*) $(LDLIBS)
+
+bootstrap:
+	@scripts/bootstrap
+
+test: bootstrap
+	@$(MAKE) --no-print-directory build-tests
+	@BUILD=$(BUILD) tests/run-all
+
+build-tests: $(BIN) $(UNIT_BIN) $(FUZZ_REPLAY)
+
+unit: $(UNIT_BIN)
+	@BUILD=$(BUILD) tests/run-all unit
+
+run: bootstrap $(BIN)
+	@scripts/run-demo
+
+bench: bootstrap $(BIN) $(BENCH_BIN)
+	@BUILD=$(BUILD) bench/run-all
+
+crash-test: bootstrap $(BIN)
+	@CRASH_ROUNDS=$${CRASH_ROUNDS:-200} python3 tests/integration/test_crash.py
+
+# libFuzzer builds (clang); `make fuzz` runs each target for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz: bootstrap
+	@scripts/fuzz $(FUZZ_SECONDS)
+
+format:
+	clang-format -i $$(find src include tests bench -name '*.[ch]')
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,101 @@
+/*
+ * ingest.h - wire decoders: Sensors Analytics (/sa, /sa.gif, /debug), Segment
+ * (/v1/*), native (/api/v1/events, NDJSON import). Each turns a request into
+ * a wm_batch_t of validated records plus a per-record error slot.
+ *
+ * A payload-level fault (bad base64, bad gzip, JSON that does not parse as a
+ * whole) fails the call with WM_EPARSE and a message in `errmsg`; record-level
+ * faults only fill batch->errors[i] and the other records stay good.
+ *
+ * Ownership: everything lives in the arena passed in.
+ */
+#ifndef WAYMARK_INGEST_H
+#define WAYMARK_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "waymark/arena.h"
+#include "waymark/record.h"
+
+typedef struct wm_batch {
+    uint32_t n;
+    wm_record_t *records;       /* n entries; valid where errors[i].code == NULL */
+    wm_rec_error_t *errors;     /* n entries */
+    uint32_t n_ok;
+} wm_batch_t;
+
+/* ---- form / transport helpers (sensors.c) ---- */
+
+typedef struct wm_param {
+    const char *name;           /* percent-decoded, NUL-terminated */
+    const char *value;          /* percent-decoded ('+' kept as '+', see below) */
+    size_t value_len;
+} wm_param_t;
+
+typedef struct wm_params {
+    wm_param_t *items;
+    uint32_t n;
+} wm_params_t;
+
+/* Parses application/x-www-form-urlencoded text (query string or body),
+ * appending to *out. '+' in values is decoded as '+' (not space) because
+ * Sensors payloads are base64 and some clients do not escape '+'. */
+int wm_form_parse(wm_arena_t *a, const char *s, size_t n, wm_params_t *out);
+/* Last value of a parameter or NULL. */
+const wm_param_t *wm_params_get(const wm_params_t *p, const char *name);
+
+/* Lenient standard base64: ignores whitespace, accepts missing padding,
+ * accepts ' ' as '+', also accepts the URL-safe alphabet. */
+int wm_base64_decode(wm_arena_t *a, const char *s, size_t n, unsigned char **out, size_t *out_len);
+void wm_base64_encode(wm_buf_t *b, const void *data, size_t n);
+/* gzip (or zlib, or raw deflate as fallback) -> bytes, bounded by max_out. */
+int wm_gunzip(wm_arena_t *a, const void *in, size_t n, size_t max_out, char **out, size_t *out_len);
+/* Java String.hashCode over the UTF-16 units of a UTF-8 string (crc field). */
+int32_t wm_java_hashcode(const char *s, size_t n);
+
+/* ---- Sensors ---- */
+
+typedef struct wm_sensors_req {
+    const char *query;          /* raw query string without '?', may be NULL */
+    size_t query_len;
+    const char *body;           /* raw POST body, may be NULL */
+    size_t body_len;
+    wm_rec_ctx_t ctx;           /* ip, receive time; project/token filled by decoder */
+} wm_sensors_req_t;
+
+typedef struct wm_sensors_info {
+    const char *project;        /* from the query, or NULL */
+    const char *token;          /* from the query, or NULL */
+    int gzip;                   /* the gzip parameter */
+    bool crc_present, crc_ok;   /* crc / ext=crc=N checked against the payload */
+} wm_sensors_info_t;
+
+int wm_sensors_decode(wm_arena_t *a, const wm_sensors_req_t *req, wm_batch_t *out,
+                      wm_sensors_info_t *info, char *errmsg, size_t errmsg_len);
+
+/* ---- Segment ---- */
+
+typedef enum wm_segment_kind {
+    WM_SEG_BATCH, WM_SEG_TRACK, WM_SEG_IDENTIFY, WM_SEG_ALIAS, WM_SEG_PAGE,
+    WM_SEG_SCREEN, WM_SEG_GROUP,
+} wm_segment_kind_t;
+
+/* Returns the kind for a path tail ("batch", "track", ...) or -1. */
+int wm_segment_kind_parse(const char *s);
+
+/* Decodes a Segment HTTP API body (JSON) for the given endpoint kind into
+ * Sensors-model records (mapping in docs/api.md). `ctx->project` is the
+ * project the write key belongs to. */
+int wm_segment_decode(wm_arena_t *a, wm_segment_kind_t kind, const char *body, size_t len,
+                      const wm_rec_ctx_t *ctx, wm_batch_t *out, char *errmsg, size_t errmsg_len);
+
+/* ---- native ---- */
+
+/* Body is a JSON array of Sensors-format records, or NDJSON (one per line;
+ * blank lines skipped). A line that does not parse is a per-record error. */
+int wm_native_decode(wm_arena_t *a, const char *body, size_t len, const wm_rec_ctx_t *ctx,
+                     wm_batch_t *out, char *errmsg, size_t errmsg_len);
+
+#endif
