@@ -33,7 +33,9 @@ void wm_buf_vprintf(wm_buf_t *b, const char *fmt, va_list ap);
 void wm_buf_put_i64(wm_buf_t *b, int64_t v);
 /* Appends `s` as a quoted JSON string with all required escapes. */
 void wm_buf_json_str(wm_buf_t *b, const char *s, size_t n);
-/* Hands the memory to the caller (free with wm_free) and empties the buffer. */
+/* Hands the memory to the caller (free with wm_free) and empties the buffer.
+ * An empty buffer yields an allocated ""; NULL only if that allocation fails.
+ * Check b->err first: the error state is cleared along with the buffer. */
 char *wm_buf_steal(wm_buf_t *b, size_t *len_out);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * ingest.h - wire decoders: Sensors Analytics (/sa, /sa.gif, /debug), Segment
- * (/v1/*), native (/api/v1/events, NDJSON import). Each turns a request into
+ * (/v1/...), native (/api/v1/events, NDJSON import). Each turns a request into
  * a wm_batch_t of validated records plus a per-record error slot.
  *
  * A payload-level fault (bad base64, bad gzip, JSON that does not parse as a

@@ -65,7 +65,8 @@ const wm_json_t *wm_json_get(const wm_json_t *obj, const char *key);
 const char *wm_json_str(const wm_json_t *v);
 const char *wm_json_type_name(wm_json_type_t t);
 
-/* Appends compact JSON for v (numbers: integers exactly, doubles with %.17g). */
+/* Appends compact JSON for v (numbers: integers exactly, doubles with the
+ * shortest of %.15g..%.17g that round-trips; non-finite doubles as null). */
 void wm_json_write(wm_buf_t *b, const wm_json_t *v);
 
 /* Tree construction helpers (arena-owned; used by decoders that map formats). */

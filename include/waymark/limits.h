@@ -40,4 +40,9 @@
 #define WM_SEGMENT_MESSAGE_MAX (32u << 10)
 #define WM_SEGMENT_BATCH_MAX (500u << 10)
 
+/* `waymark gen`: login ids are "c" + 8 digits, so at most 90M distinct people;
+ * 10M keeps a run to minutes. Ten years of days bounds the calendar maths. */
+#define WM_GEN_USERS_MAX 10000000
+#define WM_GEN_DAYS_MAX 3660
+
 #endif

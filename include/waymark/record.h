@@ -1,7 +1,7 @@
 /*
  * record.h - the normalised ingest record and its validation.
  *
- * Every ingest path (Sensors /sa, Segment /v1/*, native /api/v1/events,
+ * Every ingest path (Sensors /sa, Segment /v1/..., native /api/v1/events,
  * `waymark import`) turns its input into wm_record_t values and validates them
  * with the same rules (sensors-protocol.md section 2). A record that fails gets
  * a wm_rec_error_t naming the field; other records of the batch go on.
@@ -73,11 +73,28 @@ typedef struct wm_record {
     uint32_t n_identities;
     const wm_json_t *properties;  /* OBJECT (possibly empty); never NULL after validation */
     const wm_json_t *lib;         /* OBJECT or NULL */
+    const wm_json_t *src;         /* the JSON object the record was decoded from (set even
+                                   * when validation fails), for dead letters; may be NULL */
 } wm_record_t;
 
-/* Where and why a record was rejected. `code` is a stable machine-readable
- * reason (see WM_REC_ERR_* strings in record.c, e.g. "invalid_name"),
- * `field` the JSON path of the offending field ("properties.fund_code"). */
+/*
+ * Record error codes: stable, machine-readable strings (compare with strcmp
+ * or by pointer). docs/ingest-mapping.md lists which rule yields which code.
+ */
+#define WM_REC_ERR_MISSING_FIELD "missing_field"   /* a required field is absent */
+#define WM_REC_ERR_INVALID_TYPE "invalid_type"     /* wrong JSON type (e.g. object as value) */
+#define WM_REC_ERR_INVALID_NAME "invalid_name"     /* breaks ^[a-zA-Z_$][a-zA-Z0-9_$]{0,99}$ */
+#define WM_REC_ERR_RESERVED_NAME "reserved_name"   /* distinct_id, time, user_group*, ... */
+#define WM_REC_ERR_TOO_LONG "too_long"             /* id > 255 bytes, string > 8192 bytes */
+#define WM_REC_ERR_TOO_MANY "too_many"             /* > WM_PROPERTIES_MAX / WM_IDENTITIES_MAX */
+#define WM_REC_ERR_INVALID_VALUE "invalid_value"   /* right type, wrong value (empty id, bad time) */
+#define WM_REC_ERR_UNKNOWN_TYPE "unknown_type"     /* `type` is not one of the 12 record types */
+#define WM_REC_ERR_INVALID_JSON "invalid_json"     /* an NDJSON line that does not parse */
+
+/* Where and why a record was rejected. `code` is one of the WM_REC_ERR_*
+ * strings above (NULL when the record is good), `field` the JSON path of the
+ * offending field ("properties.fund_code", "identities.$identity_mobile",
+ * "" for the record as a whole), `msg` a readable English sentence. */
 typedef struct wm_rec_error {
     const char *code;
     char field[160];
@@ -90,37 +107,90 @@ typedef struct wm_rec_ctx {
     const char *token;          /* ?token= or NULL */
     const char *ip;             /* client address or NULL */
     int64_t receive_time_ms;
-    int64_t now_ms;             /* for the time-window check; normally = receive time */
+    int64_t now_ms;             /* reserved for a time-window check; not enforced here */
+    int tz_offset_min;          /* zone of datetime strings in $time (minutes east; 0 = UTC) */
+    bool stored;                /* obj is Waymark's stored form (wm_record_to_json): take
+                                 * receive_time and ip from it instead of from this ctx.
+                                 * Never set for client input: clients must not forge them. */
 } wm_rec_ctx_t;
 
 /*
- * Builds and validates a record from one Sensors-format JSON object.
- * Applies: type, name rules and reserved names, id lengths, property value
- * types (number, bool, string <= 8192, list of strings, null only where
- * allowed), $time -> time, 10-digit seconds -> ms, $is_login_id bool,
- * profile_increment numbers, profile_append lists, profile_unset `true`,
- * $project/$token lifted, identities as string map, item_type/item_id.
- * Returns 0, or WM_EINVAL with err filled.
+ * Builds and validates a record from one Sensors-format JSON object (rules:
+ * sensors-protocol.md section 2.4; the full list with error codes is in
+ * docs/ingest-mapping.md). In short: `type` is one of the 12 types; names
+ * (event, property keys, item_type, identity keys, project) follow the name
+ * rule and custom property keys and event names avoid the reserved names;
+ * ids are 1..255 bytes; property values are number, bool, null, string
+ * <= WM_STRING_VALUE_MAX bytes or a list of such strings (objects rejected);
+ * properties.$time / $project / $token are lifted out of properties into
+ * time / project / token; `time` of 10 digits is seconds, 11..13 digits ms,
+ * absent = ctx->receive_time_ms; profile_increment values are numbers,
+ * profile_append values lists of strings, profile_unset values `true`.
+ * IDM 3 records without distinct_id get one derived from identities as the
+ * SDKs do. Wire names `_track_id` / `_flush_time` and stored names
+ * `track_id` / `flush_time` are both read; `message_id` is read always;
+ * `receive_time` and `ip` only when ctx->stored.
+ *
+ * is_login_id = properties.$is_login_id when present, else true when
+ * distinct_id equals login_id or identities.$identity_login_id.
+ *
+ * Allocates only from `a` (the identities array, a copy of properties when
+ * keys were lifted, a derived distinct_id); strings point into `obj`.
+ * Returns 0 (err->code = NULL) or WM_EINVAL with err filled; WM_ENOMEM when
+ * the arena is exhausted.
  */
 int wm_record_from_json(wm_arena_t *a, const wm_json_t *obj, const wm_rec_ctx_t *ctx,
                         wm_record_t *out, wm_rec_error_t *err);
 
-/* Writes the canonical stored form: a Sensors-format JSON object including
- * server fields ("project", "$receive_time" in properties? no: top-level
- * "receive_time", "ip", "message_id"). Parsing it back with
- * wm_record_from_json yields an equal record. */
+/*
+ * Appends the canonical stored form of a validated record to `out`: one
+ * compact Sensors-format JSON object with members in this order (optional
+ * ones only when set):
+ *
+ *   "type", "event"?, "distinct_id"?, "original_id"?, "login_id"?,
+ *   "anonymous_id"?, "identities"? (only when non-empty), "item_type"?,
+ *   "item_id"?, "time", "time_free"? (only true), "project" (resolved),
+ *   "token"?, "track_id"?, "flush_time"? (only when non-zero),
+ *   "receive_time", "ip"?, "message_id"?, "lib"?, "properties" (always;
+ *   $time/$project/$token already lifted out).
+ *
+ * wm_record_from_json(parse(out), ctx with .stored = true) yields a record
+ * for which wm_record_equal() is true. Errors are reported through the
+ * buffer's sticky `err` (WM_ENOMEM / WM_ELIMIT).
+ */
 void wm_record_to_json(const wm_record_t *r, wm_buf_t *out);
 
-/* Name rule ^[a-zA-Z_$][a-zA-Z0-9_$]{0,99}$ */
+/* Field-by-field equality (strings by content, properties and lib as JSON
+ * trees with member order significant). For round-trip checks and tests. */
+bool wm_record_equal(const wm_record_t *x, const wm_record_t *y);
+
+/* Name rule ^[a-zA-Z_$][a-zA-Z0-9_$]{0,99}$ (table lookup, no regex). */
 bool wm_name_valid(const char *s);
-/* Reserved property/event names (case-insensitive) and prefixes. */
+bool wm_name_valid_n(const char *s, size_t n);
+/* Reserved property/event names, case-insensitive: distinct_id original_id
+ * time properties id first_id second_id users events event user_id date
+ * datetime event_id device_id, and any name starting with user_group or
+ * user_tag. `$` names are never reserved (presets). */
 bool wm_name_reserved(const char *s);
+bool wm_name_reserved_n(const char *s, size_t n);
 
 /*
- * Lenient Sensors datetime: "yyyy-MM-dd", "yyyy-MM-dd HH:mm:ss" with an
- * optional 1..3 digit fraction (decimal, as ISO), also 'T' separator.
- * Interpreted in the given UTC offset (minutes east). Returns 0 and epoch ms.
+ * Lenient Sensors datetime: "yyyy-MM-dd" (is_date_only = true) or
+ * "yyyy-MM-dd HH:mm:ss" with 'T' also accepted as separator and an optional
+ * fraction of 1..3 digits read as a decimal fraction (".5" = 500 ms, as ISO;
+ * Python SDK's unpadded ms are thereby misread by <1 s, see protocol 2.3).
+ * No zone suffix. Interpreted in the given UTC offset (minutes east).
+ * Returns 0 and epoch ms (is_date_only may be NULL), or WM_EINVAL for any
+ * other shape or an out-of-range field (month 13, Feb 30, hour 24...).
  */
 int wm_datetime_parse(const char *s, int tz_offset_min, int64_t *ms_out, bool *is_date_only);
+
+/*
+ * ISO-8601 timestamp as Segment libraries send it: the shapes above plus a
+ * fraction of 1..9 digits (truncated to ms) and an optional zone: 'Z',
+ * "+hh:mm", "+hhmm" or "+hh" (no zone = UTC). Returns 0 and epoch ms, or
+ * WM_EINVAL.
+ */
+int wm_iso8601_parse(const char *s, int64_t *ms_out);
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include "waymark/arena.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "waymark/alloc.h"
@@ -24,6 +25,8 @@ void wm_arena_init(wm_arena_t *a, size_t chunk_bytes)
 
 static wm_arena_chunk_t *chunk_new(size_t size, wm_arena_chunk_t *prev)
 {
+    if (size > SIZE_MAX - sizeof(wm_arena_chunk_t))
+        return NULL;
     wm_arena_chunk_t *c = wm_malloc(sizeof *c + size);
     if (!c)
         return NULL;
@@ -35,6 +38,8 @@ static wm_arena_chunk_t *chunk_new(size_t size, wm_arena_chunk_t *prev)
 
 void *wm_arena_alloc(wm_arena_t *a, size_t n)
 {
+    if (n > SIZE_MAX - 7)
+        return NULL; /* rounding up would wrap to a tiny allocation */
     n = (n + 7) & ~(size_t)7;
     if (a->limit_bytes && a->used_bytes + n > a->limit_bytes)
         return NULL;

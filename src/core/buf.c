@@ -1,6 +1,7 @@
 /* buf.c - growable byte buffer with a hard maximum and a sticky error. */
 #include "waymark/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,12 +45,13 @@ int wm_buf_reserve(wm_buf_t *b, size_t extra)
         return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
-        cap *= 2;
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2; /* max_bytes near SIZE_MAX must not loop */
     char *d = wm_realloc(b->data, cap);
     if (!d)
         return b->err = WM_ENOMEM;
     b->data = d;
     b->cap = cap;
+    d[b->len] = '\0'; /* a fresh buffer reads as "" even before any append */
     return 0;
 }
 
@@ -109,6 +111,10 @@ void wm_buf_put_i64(wm_buf_t *b, int64_t v)
 void wm_buf_json_str(wm_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    if (n > SIZE_MAX - 2) {
+        b->err = b->err ? b->err : WM_ELIMIT;
+        return;
+    }
     if (wm_buf_reserve(b, n + 2))
         return;
     b->data[b->len++] = '"';
@@ -145,6 +151,8 @@ void wm_buf_json_str(wm_buf_t *b, const char *s, size_t n)
 
 char *wm_buf_steal(wm_buf_t *b, size_t *len_out)
 {
+    if (!b->data && !b->err)
+        wm_buf_reserve(b, 0); /* callers get "" rather than NULL for an empty buffer */
     char *d = b->data;
     if (len_out)
         *len_out = b->len;

@@ -93,6 +93,11 @@ static char *put_utf8(char *d, unsigned cp)
 static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 {
     unsigned c = p[0];
+    size_t avail = (size_t)(end - p);
+    if (c >= 0xE1 && c <= 0xEC && avail >= 3) {
+        /* the common case for CJK text: no overlong or surrogate possible */
+        return ((p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) ? 3 : 0;
+    }
     size_t n;
     unsigned min;
     unsigned cp;
@@ -105,7 +110,7 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
     } else {
         return 0;
     }
-    if ((size_t)(end - p) < n)
+    if (avail < n)
         return 0;
     for (size_t i = 1; i < n; i++) {
         if ((p[i] & 0xC0) != 0x80)
@@ -117,58 +122,101 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
-/* Parses a string at ps->p (which points at the opening quote). */
-static int parse_string(parser_t *ps, const char **out, uint32_t *len_out)
+/* SWAR scan: true when the 8 bytes of w hold a quote, a backslash, a control
+ * character or a non-ASCII byte, i.e. anything the plain-ASCII fast path must
+ * not skip. The "has zero byte" test is exact about existence, which is all
+ * we need: the byte loop then finds which one it was. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static inline int word_is_special(uint64_t w)
 {
-    const unsigned char *p = (const unsigned char *)ps->p + 1;
+    uint64_t quote = w ^ (ONES * '"');
+    uint64_t bslash = w ^ (ONES * '\\');
+    uint64_t t = ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) | ((bslash - ONES) & ~bslash);
+    return ((t | w) & HIGHS) != 0;
+}
+
+/* Finds the closing quote of the string whose body starts at p, validating
+ * UTF-8 and control characters on the way. Returns the quote's position or
+ * NULL (after reporting the fault). *has_escape tells whether a second,
+ * unescaping pass is needed. */
+static const unsigned char *scan_string(parser_t *ps, const unsigned char *p, int *has_escape)
+{
     const unsigned char *end = (const unsigned char *)ps->end;
-    /* fast scan: find the closing quote; note whether escapes or non-ASCII occur */
     const unsigned char *q = p;
-    int has_escape = 0;
-    while (q < end && *q != '"') {
-        if (*q == '\\') {
-            has_escape = 1;
+    for (;;) {
+        while (end - q >= 8) {
+            uint64_t w;
+            memcpy(&w, q, 8);
+            if (word_is_special(w))
+                break;
+            q += 8;
+        }
+        if (q >= end)
+            break;
+        unsigned c = *q;
+        if (c == '"')
+            return q;
+        if (c == '\\') {
+            *has_escape = 1;
+            if (end - q < 2)
+                break;
             q += 2;
-            continue;
-        }
-        if (*q < 0x20)
-            return fail(ps, (const char *)q, "control character in string");
-        if (*q >= 0x80) {
+        } else if (c < 0x20) {
+            fail(ps, (const char *)q, "control character in string");
+            return NULL;
+        } else if (c >= 0x80) {
             size_t n = utf8_seq(q, end);
-            if (!n)
-                return fail(ps, (const char *)q, "invalid UTF-8 in string");
+            if (!n) {
+                fail(ps, (const char *)q, "invalid UTF-8 in string");
+                return NULL;
+            }
             q += n;
-            continue;
+        } else {
+            q++;
         }
-        q++;
     }
-    if (q >= end)
-        return fail(ps, ps->p, "unterminated string");
-    size_t raw = (size_t)(q - p);
-    if (raw > UINT32_MAX - 1)
-        return fail(ps, ps->p, "string too long");
-    char *dst = wm_arena_alloc(ps->a, raw + 1);
-    if (!dst)
-        return WM_ENOMEM;
-    if (!has_escape) {
-        memcpy(dst, p, raw);
-        dst[raw] = '\0';
-        *out = dst;
-        *len_out = (uint32_t)raw;
-        ps->p = (const char *)q + 1;
+    fail(ps, ps->p, "unterminated string");
+    return NULL;
+}
+
+/* Decodes \uXXXX (and a following low surrogate) at s, which points just past
+ * the 'u'. Writes UTF-8 at *d. Returns the input consumed or 0 when invalid. */
+static size_t unescape_u(const unsigned char *s, const unsigned char *q, char **d)
+{
+    unsigned cp;
+    if (q - s < 4 || hex4((const char *)s, &cp))
         return 0;
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+        return 0;
+    if (cp < 0xD800 || cp > 0xDBFF) {
+        *d = put_utf8(*d, cp);
+        return 4;
     }
+    unsigned lo;
+    if (q - s < 10 || s[4] != '\\' || s[5] != 'u' || hex4((const char *)s + 6, &lo) ||
+        lo < 0xDC00 || lo > 0xDFFF)
+        return 0;
+    *d = put_utf8(*d, 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
+    return 10;
+}
+
+/* Second pass for strings with escapes: s..q is the raw body (already
+ * validated as UTF-8), dst has room for q - s + 1 bytes (escapes never grow). */
+static int unescape(parser_t *ps, const unsigned char *s, const unsigned char *q, char *dst,
+                    uint32_t *len_out)
+{
     char *d = dst;
-    const unsigned char *s = p;
     while (s < q) {
-        if (*s != '\\') {
-            *d++ = (char)*s++;
-            continue;
-        }
-        s++;
-        if (s >= q)
-            return fail(ps, (const char *)s, "bad escape");
-        unsigned char e = *s++;
+        const unsigned char *bs = memchr(s, '\\', (size_t)(q - s));
+        size_t run = bs ? (size_t)(bs - s) : (size_t)(q - s);
+        memcpy(d, s, run);
+        d += run;
+        s += run;
+        if (!bs)
+            break;
+        unsigned char e = s[1];
+        s += 2;
         switch (e) {
         case '"': *d++ = '"'; break;
         case '\\': *d++ = '\\'; break;
@@ -179,110 +227,196 @@ static int parse_string(parser_t *ps, const char **out, uint32_t *len_out)
         case 'r': *d++ = '\r'; break;
         case 't': *d++ = '\t'; break;
         case 'u': {
-            unsigned cp;
-            if (q - s < 4 || hex4((const char *)s, &cp))
-                return fail(ps, (const char *)s, "bad \\u escape");
-            s += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                unsigned lo;
-                if (q - s < 6 || s[0] != '\\' || s[1] != 'u' || hex4((const char *)s + 2, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF)
-                    return fail(ps, (const char *)s, "unpaired surrogate");
-                s += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return fail(ps, (const char *)s, "unpaired surrogate");
-            }
-            d = put_utf8(d, cp);
+            size_t used = unescape_u(s, q, &d);
+            if (!used)
+                return fail(ps, (const char *)s - 2, "bad \\u escape or unpaired surrogate");
+            s += used;
             break;
         }
         default:
-            return fail(ps, (const char *)s - 1, "bad escape");
+            return fail(ps, (const char *)s - 2, "bad escape");
         }
     }
     *d = '\0';
-    *out = dst;
     *len_out = (uint32_t)(d - dst);
+    return 0;
+}
+
+/* Parses a string at ps->p (which points at the opening quote). */
+static int parse_string(parser_t *ps, const char **out, uint32_t *len_out)
+{
+    const unsigned char *p = (const unsigned char *)ps->p + 1;
+    int has_escape = 0;
+    const unsigned char *q = scan_string(ps, p, &has_escape);
+    if (!q)
+        return WM_EPARSE;
+    size_t raw = (size_t)(q - p);
+    if (raw > UINT32_MAX - 1)
+        return fail(ps, ps->p, "string too long");
+    char *dst = wm_arena_alloc(ps->a, raw + 1);
+    if (!dst)
+        return WM_ENOMEM;
+    if (has_escape) {
+        int rc = unescape(ps, p, q, dst, len_out);
+        if (rc)
+            return rc;
+    } else {
+        memcpy(dst, p, raw);
+        dst[raw] = '\0';
+        *len_out = (uint32_t)raw;
+    }
+    *out = dst;
     ps->p = (const char *)q + 1;
+    return 0;
+}
+
+static inline int is_digit(const char *p, const char *end)
+{
+    return p < end && *p >= '0' && *p <= '9';
+}
+
+/* The shape of a number literal, found by one syntax pass. */
+typedef struct numlit {
+    const char *start, *end;        /* whole literal */
+    const char *int_start;          /* first integer digit */
+    size_t int_digits, frac_digits;
+    int neg, is_int;
+    long exp;                       /* explicit exponent, clamped */
+} numlit_t;
+
+static int scan_number(parser_t *ps, numlit_t *n)
+{
+    const char *p = ps->p, *end = ps->end;
+    memset(n, 0, sizeof *n);
+    n->start = p;
+    n->is_int = 1;
+    if (p < end && *p == '-') {
+        n->neg = 1;
+        p++;
+    }
+    if (!is_digit(p, end))
+        return fail(ps, n->start, "bad number");
+    n->int_start = p;
+    if (*p == '0') {
+        p++;
+        if (is_digit(p, end))
+            return fail(ps, n->start, "leading zero in number");
+    } else {
+        while (is_digit(p, end))
+            p++;
+    }
+    n->int_digits = (size_t)(p - n->int_start);
+    if (p < end && *p == '.') {
+        n->is_int = 0;
+        p++;
+        if (!is_digit(p, end))
+            return fail(ps, n->start, "bad number fraction");
+        const char *f = p;
+        while (is_digit(p, end))
+            p++;
+        n->frac_digits = (size_t)(p - f);
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        n->is_int = 0;
+        p++;
+        int eneg = 0;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        if (!is_digit(p, end))
+            return fail(ps, n->start, "bad number exponent");
+        while (is_digit(p, end)) {
+            if (n->exp < 100000)
+                n->exp = n->exp * 10 + (*p - '0');
+            p++;
+        }
+        if (eneg)
+            n->exp = -n->exp;
+    }
+    n->end = p;
+    return 0;
+}
+
+/* Integers up to 19 digits are accumulated exactly; anything that fits int64
+ * keeps is_int (int64 -> double conversion rounds like strtod would). */
+static int number_int(const numlit_t *n, wm_json_t *v)
+{
+    if (n->int_digits > 19)
+        return 0;
+    uint64_t m = 0;
+    for (const char *p = n->int_start; p < n->int_start + n->int_digits; p++)
+        m = m * 10 + (uint64_t)(*p - '0');
+    if (n->neg && m == 0)
+        return 0; /* "-0" stays the double -0.0 so it writes back as "-0" */
+    if (n->neg && m <= (uint64_t)INT64_MAX + 1) {
+        v->i64 = m == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)m;
+        v->u.num = -(double)m;
+    } else if (!n->neg && m <= (uint64_t)INT64_MAX) {
+        v->i64 = (int64_t)m;
+        v->u.num = (double)m;
+    } else {
+        return 0;
+    }
+    v->is_int = true;
+    return 1;
+}
+
+/* Clinger's fast path: a mantissa below 2^53 scaled by an exact power of ten
+ * up to 1e22 is one correctly rounded IEEE operation, so no strtod needed. */
+static int number_fast_float(const numlit_t *n, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (n->int_digits + n->frac_digits > 19)
+        return 0;
+    uint64_t m = 0;
+    for (const char *p = n->int_start; p < n->end && *p != 'e' && *p != 'E'; p++)
+        if (*p != '.')
+            m = m * 10 + (uint64_t)(*p - '0');
+    if (m > (1ULL << 53))
+        return 0;
+    long e = n->exp - (long)n->frac_digits;
+    if (e < -22 || e > 22)
+        return 0;
+    double d = (double)m;
+    d = e < 0 ? d / pow10[-e] : d * pow10[e];
+    *out = n->neg ? -d : d;
+    return 1;
+}
+
+/* Slow path through strtod. Note: strtod honours LC_NUMERIC; Waymark never
+ * calls setlocale, so the C locale's '.' applies. */
+static int number_strtod(parser_t *ps, const numlit_t *n, double *out)
+{
+    char tmp[64];
+    size_t len = (size_t)(n->end - n->start);
+    char *s = tmp;
+    if (len >= sizeof tmp) {
+        s = wm_arena_alloc(ps->a, len + 1);
+        if (!s)
+            return WM_ENOMEM;
+    }
+    memcpy(s, n->start, len);
+    s[len] = '\0';
+    *out = strtod(s, NULL);
+    if (!isfinite(*out))
+        return fail(ps, n->start, "number out of range");
     return 0;
 }
 
 static int parse_number(parser_t *ps, wm_json_t *v)
 {
-    const char *p = ps->p, *start = p, *end = ps->end;
-    int neg = 0;
-    if (p < end && *p == '-') {
-        neg = 1;
-        p++;
-    }
-    if (p >= end || *p < '0' || *p > '9')
-        return fail(ps, start, "bad number");
-    uint64_t mant = 0;
-    int digits = 0;
-    if (*p == '0') {
-        p++;
-        if (p < end && *p >= '0' && *p <= '9')
-            return fail(ps, start, "leading zero in number");
-    } else {
-        while (p < end && *p >= '0' && *p <= '9') {
-            if (digits < 19)
-                mant = mant * 10 + (uint64_t)(*p - '0');
-            digits++;
-            p++;
-        }
-    }
-    int is_int = 1;
-    if (p < end && *p == '.') {
-        is_int = 0;
-        p++;
-        if (p >= end || *p < '0' || *p > '9')
-            return fail(ps, start, "bad number fraction");
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        is_int = 0;
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        if (p >= end || *p < '0' || *p > '9')
-            return fail(ps, start, "bad number exponent");
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
+    numlit_t n;
+    int rc = scan_number(ps, &n);
+    if (rc)
+        return rc;
     v->type = WM_JSON_NUMBER;
-    if (is_int && digits <= 18) {
-        v->is_int = true;
-        v->i64 = neg ? -(int64_t)mant : (int64_t)mant;
-        v->u.num = (double)v->i64;
-    } else {
-        char tmp[64];
-        size_t n = (size_t)(p - start);
-        char *heap = NULL;
-        char *s = tmp;
-        if (n >= sizeof tmp) {
-            heap = wm_arena_alloc(ps->a, n + 1);
-            if (!heap)
-                return WM_ENOMEM;
-            s = heap;
-        }
-        memcpy(s, start, n);
-        s[n] = '\0';
-        v->u.num = strtod(s, NULL);
-        if (is_int) {
-            /* 19+ digit integer: exact when it fits int64 */
-            char *e;
-            long long ll = strtoll(s, &e, 10);
-            if (*e == '\0' && (double)ll == v->u.num && ll != LLONG_MAX && ll != LLONG_MIN) {
-                v->is_int = true;
-                v->i64 = ll;
-            }
-        }
-        if (!isfinite(v->u.num))
-            return fail(ps, start, "number out of range");
-    }
-    ps->p = p;
-    return 0;
+    ps->p = n.end;
+    if (n.is_int && number_int(&n, v))
+        return 0;
+    if (number_fast_float(&n, &v->u.num))
+        return 0;
+    return number_strtod(ps, &n, &v->u.num);
 }
 
 static int expect_lit(parser_t *ps, const char *lit, size_t n)
@@ -422,6 +556,25 @@ const char *wm_json_type_name(wm_json_type_t t)
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
 }
 
+/* Shortest of %.15g/%.16g/%.17g that reads back to the same double, so
+ * 0.1 stays "0.1" while every value still round-trips. JSON has no NaN or
+ * infinity (the parser never produces them; wm_json_new_num may): null. */
+static void write_double(wm_buf_t *b, double d)
+{
+    if (!isfinite(d)) {
+        wm_buf_append(b, "null", 4);
+        return;
+    }
+    char tmp[40];
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    wm_buf_append(b, tmp, (size_t)n);
+}
+
 void wm_json_write(wm_buf_t *b, const wm_json_t *v)
 {
     switch (v->type) {
@@ -429,13 +582,10 @@ void wm_json_write(wm_buf_t *b, const wm_json_t *v)
     case WM_JSON_FALSE: wm_buf_append(b, "false", 5); return;
     case WM_JSON_TRUE: wm_buf_append(b, "true", 4); return;
     case WM_JSON_NUMBER:
-        if (v->is_int) {
+        if (v->is_int)
             wm_buf_put_i64(b, v->i64);
-        } else {
-            char tmp[32];
-            int n = snprintf(tmp, sizeof tmp, "%.17g", v->u.num);
-            wm_buf_append(b, tmp, (size_t)n);
-        }
+        else
+            write_double(b, v->u.num);
         return;
     case WM_JSON_STRING: wm_buf_json_str(b, v->u.str, v->len); return;
     case WM_JSON_ARRAY:
@@ -496,7 +646,8 @@ wm_json_t *wm_json_new_num(wm_arena_t *a, double x)
     wm_json_t *v = wm_json_new(a, WM_JSON_NUMBER);
     if (v) {
         v->u.num = x;
-        if (x == (double)(int64_t)x && fabs(x) < 9.0e15) {
+        /* range check first: casting an out-of-range double is undefined */
+        if (fabs(x) < 9.0e15 && x == (double)(int64_t)x) {
             v->is_int = true;
             v->i64 = (int64_t)x;
         }

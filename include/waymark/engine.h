@@ -1,0 +1,119 @@
+/*
+ * engine.h - one Waymark node's data engine: catalog, identity, partitions.
+ *
+ * Ingest paths (HTTP handlers, `waymark import`) hand decoded batches to
+ * wm_engine_submit. The engine checks tokens and the schema registry, drops
+ * client retries (dedup window), resolves identities, appends every good
+ * record to its user's partition log and returns once the records are
+ * durable per the fsync mode. Each partition's writer thread then applies
+ * them to the partition state (LMDB) in log order, exactly once.
+ *
+ * Thread model: wm_engine_submit and the query functions may be called from
+ * any number of threads concurrently.
+ */
+#ifndef WAYMARK_ENGINE_H
+#define WAYMARK_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "waymark/buf.h"
+#include "waymark/ingest.h"
+#include "waymark/log.h"
+
+typedef struct wm_engine wm_engine_t;
+
+typedef struct wm_engine_opts {
+    const char *data_dir;
+    uint32_t partitions;            /* 0 -> number of online CPUs */
+    wm_fsync_mode_t fsync_mode;
+    uint32_t fsync_interval_ms;
+    const char *admin_key;          /* NULL: read DIR/admin.key or generate one */
+    bool read_only;                 /* for offline inspection commands */
+} wm_engine_opts_t;
+
+int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out);
+void wm_engine_close(wm_engine_t *e);
+
+/* The admin key in force and whether it was generated now (and written to
+ * DIR/admin.key, mode 0600). Valid for the engine's life. */
+const char *wm_engine_admin_key(const wm_engine_t *e, bool *generated, const char **path);
+
+/* Why a record was not stored, beyond validation errors: */
+#define WM_SUBMIT_DUPLICATE "duplicate"     /* a retry of a stored record: reported ok */
+
+typedef struct wm_submit_opts {
+    bool dry_run;                   /* validate only (Sensors Dry-Run / debug) */
+    bool deadletter;                /* keep rejected records in the dead-letter store */
+    const char *source;             /* "sensors", "segment", "native", "import" */
+    /* Ordering hook for pipelined importers: called with phase 0 just
+     * before the batch is routed to the partitions (may block until it is
+     * this batch's turn) and with phase 1 right after (whether or not routing
+     * succeeded). Batches are then applied in the order they were routed. */
+    void (*order_cb)(void *ctx, int phase);
+    void *order_ctx;
+} wm_submit_opts_t;
+
+typedef struct wm_submit_result {
+    uint32_t accepted;              /* newly stored */
+    uint32_t duplicates;            /* recognised retries (count as success) */
+    uint32_t rejected;              /* errors[i].code set */
+} wm_submit_result_t;
+
+/*
+ * Validates (schema, token, identity) and stores the good records of a batch.
+ * On return, batch->errors[i].code is set for every rejected record. Returns 0
+ * when every good record is durable; WM_EBUSY when a queue is full (nothing of
+ * the batch was stored: the client should retry); WM_EIO/WM_ESTATE on a
+ * storage fault (nothing acknowledged).
+ */
+int wm_engine_submit(wm_engine_t *e, wm_batch_t *batch, const wm_submit_opts_t *opts,
+                     wm_submit_result_t *res);
+
+/* Checks an ingest token for a project: 0 ok, WM_EAUTH bad token, WM_ENOTFOUND
+ * no such project. The default project accepts any token until one is set. */
+int wm_engine_check_token(wm_engine_t *e, const char *project, const char *token);
+
+/* Role of an API key (admin, operator, analyst, advisor, viewer) or NULL. */
+const char *wm_engine_key_role(wm_engine_t *e, const char *key, char *role, size_t role_len);
+
+/* True once every partition finished replaying its log and none has failed. */
+bool wm_engine_ready(wm_engine_t *e);
+
+/* Finds the project whose ingest token is `key` (Segment write keys). Falls
+ * back to "default" when default has no token. Returns 0 or WM_EAUTH. */
+int wm_engine_project_for_key(wm_engine_t *e, const char *key, char *project, size_t len);
+
+/* Waits until every partition has applied everything appended so far. */
+int wm_engine_wait_applied(wm_engine_t *e, int timeout_ms);
+
+/* ---- queries (JSON answers appended to out) ---- */
+
+/* Resolves a user reference: id_type distinct_id | login_id | user_id |
+ * anonymous_id | <identity key>. Returns 0, WM_ENOTFOUND. */
+int wm_engine_find_user(wm_engine_t *e, const char *project, const char *id, const char *id_type,
+                        uint64_t *user_id);
+int wm_engine_user_json(wm_engine_t *e, const char *project, uint64_t user_id, wm_buf_t *out);
+int wm_engine_user_events_json(wm_engine_t *e, const char *project, uint64_t user_id,
+                               uint32_t limit, wm_buf_t *out);
+int wm_engine_item_json(wm_engine_t *e, const char *project, const char *type, const char *id,
+                        wm_buf_t *out);
+int wm_engine_schema_json(wm_engine_t *e, const char *project, wm_buf_t *out);
+int wm_engine_deadletter_json(wm_engine_t *e, const char *project, uint32_t limit, wm_buf_t *out);
+/* Re-submits dead letters (all of a project, or one id when id > 0); the
+ * ones that now pass are removed from the store. */
+int wm_engine_deadletter_replay(wm_engine_t *e, const char *project, int64_t id,
+                                wm_submit_result_t *res);
+int wm_engine_create_project(wm_engine_t *e, const char *name, const char *token);
+int wm_engine_projects_json(wm_engine_t *e, wm_buf_t *out);
+/* Creates an API key with a role; the new key is written to key_out. */
+int wm_engine_create_key(wm_engine_t *e, const char *role, char *key_out, size_t key_len);
+
+/* Prometheus text exposition of the engine's counters. */
+void wm_engine_metrics(wm_engine_t *e, wm_buf_t *out);
+
+/* Per-reason counters kept by the HTTP layer are reported through here too. */
+void wm_engine_count_rejected(wm_engine_t *e, const char *reason, uint32_t n);
+void wm_engine_count_request(wm_engine_t *e, const char *route, uint64_t bytes);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * cli.h - the `waymark` subcommands. Each takes the argv that follows the
+ * program name (argv[0] is the subcommand's own name), prints its own usage
+ * on bad arguments, and returns the process exit status (0 ok, 1 runtime
+ * failure, 2 usage error).
+ */
+#ifndef WAYMARK_CLI_H
+#define WAYMARK_CLI_H
+
+/* `waymark gen --users N --days D --seed S [-o FILE] [--start YYYY-MM-DD]
+ * [--project NAME]`: writes deterministic Sensors NDJSON (see waymark/gen.h)
+ * to FILE or stdout; a one-line summary goes to stderr. */
+int wm_cli_gen(int argc, char **argv);
+
+/* `waymark serve`: run the server. */
+int wm_cli_serve(int argc, char **argv);
+/* `waymark import`: NDJSON / CSV history into a data directory or a server. */
+int wm_cli_import(int argc, char **argv);
+/* `waymark deadletter list|replay`. */
+int wm_cli_deadletter(int argc, char **argv);
+
+#endif

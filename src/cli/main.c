@@ -1,0 +1,52 @@
+/*
+ * main.c - `waymark` command dispatch.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define WM_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: waymark <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  serve        run the server (ingest, customer 360, management API)\n"
+            "  import       load Sensors NDJSON or CSV history into a data directory or server\n"
+            "  gen          write a realistic synthetic data set (NDJSON) for a seed\n"
+            "  deadletter   list or replay rejected records (list|replay)\n"
+            "  version      print the version\n"
+            "\n"
+            "run 'waymark <command> --help' for a command's options\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return wm_cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0)
+        return wm_cli_import(argc - 1, argv + 1);
+    if (strcmp(cmd, "gen") == 0)
+        return wm_cli_gen(argc - 1, argv + 1);
+    if (strcmp(cmd, "deadletter") == 0)
+        return wm_cli_deadletter(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("waymark %s\n", WM_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "waymark: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,614 @@
+/*
+ * catalog.c - projects, API keys, schema registry and dead letters in SQLite.
+ *
+ * SQLite (WAL, synchronous=NORMAL) because this is small relational data that
+ * operators want to inspect with `sqlite3`. The schema registry is mirrored in
+ * a hash map so validating a record costs a few lookups, not SQL.
+ */
+#include "catalog.h"
+
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "waymark/alloc.h"
+#include "waymark/error.h"
+#include "waymark/strmap.h"
+
+struct wm_catalog {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    wm_strmap_t schema;     /* "project\x1fns\x1fname" -> wm_prop_type_t */
+    wm_strmap_t tokens;     /* project -> 1 + index into token_strs, or 0 = any */
+    char **token_strs;
+    size_t n_tokens;
+};
+
+static const char *SCHEMA_SQL =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS projects(name TEXT PRIMARY KEY, token TEXT,"
+    "  created_ms INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER)*1000));"
+    "CREATE TABLE IF NOT EXISTS api_keys(key_sha256 TEXT PRIMARY KEY, role TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER)*1000));"
+    "CREATE TABLE IF NOT EXISTS schema_props(project TEXT NOT NULL, ns TEXT NOT NULL,"
+    "  name TEXT NOT NULL, type TEXT NOT NULL,"
+    "  first_seen_ms INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER)*1000),"
+    "  PRIMARY KEY(project, ns, name));"
+    "CREATE TABLE IF NOT EXISTS deadletter(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  project TEXT NOT NULL, source TEXT NOT NULL, error_code TEXT NOT NULL,"
+    "  field TEXT NOT NULL, message TEXT NOT NULL, raw TEXT NOT NULL,"
+    "  received_ms INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER)*1000));"
+    "CREATE INDEX IF NOT EXISTS deadletter_project ON deadletter(project, id);"
+    "INSERT OR IGNORE INTO projects(name, token) VALUES('default', NULL);";
+
+static const char *TYPE_NAMES[] = {"none", "number", "bool", "string", "list", "datetime", "date"};
+
+const char *wm__prop_type_name(wm_prop_type_t t)
+{
+    return (unsigned)t < sizeof TYPE_NAMES / sizeof TYPE_NAMES[0] ? TYPE_NAMES[t] : "none";
+}
+
+static wm_prop_type_t type_from_name(const char *s)
+{
+    for (unsigned i = 1; i < sizeof TYPE_NAMES / sizeof TYPE_NAMES[0]; i++)
+        if (strcmp(s, TYPE_NAMES[i]) == 0)
+            return (wm_prop_type_t)i;
+    return WM_PT_NONE;
+}
+
+void wm__sha256_hex(const char *s, size_t n, char hex[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)s, n, md);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+static size_t schema_key(char *dst, size_t cap, const char *project, const char *ns,
+                         const char *name)
+{
+    int n = snprintf(dst, cap, "%s\x1f%s\x1f%s", project, ns, name);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+static int load_tokens(wm_catalog_t *c)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT name, token FROM projects", -1, &st, NULL) != SQLITE_OK)
+        return WM_EIO;
+    int rc = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *tok = (const char *)sqlite3_column_text(st, 1);
+        uint64_t v = 0;
+        if (tok && *tok) {
+            char **n = wm_realloc(c->token_strs, (c->n_tokens + 1) * sizeof *n);
+            if (!n) {
+                rc = WM_ENOMEM;
+                break;
+            }
+            c->token_strs = n;
+            if (!(n[c->n_tokens] = wm_strdup(tok))) {
+                rc = WM_ENOMEM;
+                break;
+            }
+            v = ++c->n_tokens;
+        }
+        if ((rc = wm_strmap_put(&c->tokens, name, strlen(name), v)))
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int load_schema(wm_catalog_t *c)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT project, ns, name, type FROM schema_props", -1, &st,
+                           NULL) != SQLITE_OK)
+        return WM_EIO;
+    int rc = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char key[512];
+        size_t kl = schema_key(key, sizeof key, (const char *)sqlite3_column_text(st, 0),
+                               (const char *)sqlite3_column_text(st, 1),
+                               (const char *)sqlite3_column_text(st, 2));
+        if (kl && (rc = wm_strmap_put(&c->schema, key, kl,
+                                      type_from_name((const char *)sqlite3_column_text(st, 3)))))
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int wm__catalog_open(const char *path, wm_catalog_t **out)
+{
+    wm_catalog_t *c = wm_calloc(1, sizeof *c);
+    if (!c)
+        return WM_ENOMEM;
+    pthread_mutex_init(&c->mu, NULL);
+    wm_strmap_init(&c->schema);
+    wm_strmap_init(&c->tokens);
+    int rc = WM_EIO;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        fprintf(stderr, "waymark: cannot open catalog %s: %s\n", path,
+                c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "waymark: catalog schema: %s\n", msg ? msg : "?");
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if ((rc = load_tokens(c)) || (rc = load_schema(c)))
+        goto fail;
+    *out = c;
+    return 0;
+fail:
+    wm__catalog_close(c);
+    return rc;
+}
+
+void wm__catalog_close(wm_catalog_t *c)
+{
+    if (!c)
+        return;
+    if (c->db)
+        sqlite3_close(c->db);
+    wm_strmap_release(&c->schema);
+    wm_strmap_release(&c->tokens);
+    for (size_t i = 0; i < c->n_tokens; i++)
+        wm_free(c->token_strs[i]);
+    wm_free(c->token_strs);
+    pthread_mutex_destroy(&c->mu);
+    wm_free(c);
+}
+
+/* Runs one statement with text parameters (NULL binds SQL NULL). */
+static int exec_text(wm_catalog_t *c, const char *sql, int n, const char **params)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return WM_EIO;
+    for (int i = 0; i < n; i++) {
+        if (params[i])
+            sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(st, i + 1);
+    }
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step == SQLITE_CONSTRAINT)
+        return WM_EEXISTS;
+    return step == SQLITE_DONE ? 0 : WM_EIO;
+}
+
+int wm__catalog_project_create(wm_catalog_t *c, const char *name, const char *token)
+{
+    pthread_mutex_lock(&c->mu);
+    const char *p[2] = {name, token && *token ? token : NULL};
+    int rc = exec_text(c, "INSERT INTO projects(name, token) VALUES(?, ?) "
+                          "ON CONFLICT(name) DO UPDATE SET token = excluded.token",
+                       2, p);
+    if (!rc) {
+        uint64_t v = 0;
+        if (p[1]) {
+            char **n = wm_realloc(c->token_strs, (c->n_tokens + 1) * sizeof *n);
+            if (n) {
+                c->token_strs = n;
+                n[c->n_tokens] = wm_strdup(p[1]);
+                v = n[c->n_tokens] ? ++c->n_tokens : 0;
+            }
+            if (!v)
+                rc = WM_ENOMEM;
+        }
+        if (!rc)
+            rc = wm_strmap_put(&c->tokens, name, strlen(name), v);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_check_token(wm_catalog_t *c, const char *project, const char *token)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t v;
+    int rc;
+    if (!wm_strmap_get(&c->tokens, project, strlen(project), &v))
+        rc = WM_ENOTFOUND;
+    else if (v == 0)
+        rc = 0;
+    else
+        rc = token && strcmp(token, c->token_strs[v - 1]) == 0 ? 0 : WM_EAUTH;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_project_for_token(wm_catalog_t *c, const char *token, char *project, size_t len)
+{
+    int rc = WM_EAUTH;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; token && i < c->tokens.cap && rc; i++) {
+        const wm_strmap_entry_t *en = &c->tokens.slots[i];
+        if (en->key && en->value && strcmp(c->token_strs[en->value - 1], token) == 0) {
+            snprintf(project, len, "%.*s", (int)en->key_len, en->key);
+            rc = 0;
+        }
+    }
+    uint64_t v;
+    if (rc && wm_strmap_get(&c->tokens, "default", 7, &v) && v == 0) {
+        snprintf(project, len, "default");
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_projects_json(wm_catalog_t *c, wm_buf_t *out)
+{
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int rc = WM_EIO;
+    if (sqlite3_prepare_v2(c->db, "SELECT name, token IS NOT NULL, created_ms FROM projects ORDER BY name",
+                           -1, &st, NULL) == SQLITE_OK) {
+        wm_buf_puts(out, "{\"projects\":[");
+        int first = 1;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(st, 0);
+            if (!first)
+                wm_buf_putc(out, ',');
+            first = 0;
+            wm_buf_puts(out, "{\"name\":");
+            wm_buf_json_str(out, name, strlen(name));
+            wm_buf_printf(out, ",\"has_token\":%s,\"created_ms\":%lld}",
+                          sqlite3_column_int(st, 1) ? "true" : "false",
+                          (long long)sqlite3_column_int64(st, 2));
+        }
+        wm_buf_puts(out, "]}");
+        sqlite3_finalize(st);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_key_add(wm_catalog_t *c, const char *key, const char *role)
+{
+    char hex[65];
+    wm__sha256_hex(key, strlen(key), hex);
+    pthread_mutex_lock(&c->mu);
+    const char *p[2] = {hex, role};
+    int rc = exec_text(c, "INSERT OR REPLACE INTO api_keys(key_sha256, role) VALUES(?, ?)", 2, p);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_key_role(wm_catalog_t *c, const char *key, char *role, size_t role_len)
+{
+    char hex[65];
+    wm__sha256_hex(key, strlen(key), hex);
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int rc = WM_EIO;
+    if (sqlite3_prepare_v2(c->db, "SELECT role FROM api_keys WHERE key_sha256 = ?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+        rc = WM_ENOTFOUND;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            snprintf(role, role_len, "%s", (const char *)sqlite3_column_text(st, 0));
+            rc = 0;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ---- schema registry ---- */
+
+static bool looks_datetime(const char *s, size_t n, wm_prop_type_t *t)
+{
+    /* yyyy-MM-dd or yyyy-MM-dd HH:mm:ss[.f{1,3}] */
+    static const char date_pat[] = "dddd-dd-dd";
+    if (n < 10)
+        return false;
+    for (int i = 0; i < 10; i++) {
+        char c = s[i];
+        if (date_pat[i] == 'd' ? (c < '0' || c > '9') : c != '-')
+            return false;
+    }
+    if (n == 10) {
+        *t = WM_PT_DATE;
+        return true;
+    }
+    static const char time_pat[] = " dd:dd:dd";
+    if (n < 19)
+        return false;
+    for (int i = 0; i < 9; i++) {
+        char c = s[10 + i];
+        if (time_pat[i] == 'd' ? (c < '0' || c > '9') : (i == 0 ? (c != ' ' && c != 'T') : c != ':'))
+            return false;
+    }
+    if (n == 19) {
+        *t = WM_PT_DATETIME;
+        return true;
+    }
+    if (s[19] != '.' || n > 23 || n < 21)
+        return false;
+    for (size_t i = 20; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    *t = WM_PT_DATETIME;
+    return true;
+}
+
+static wm_prop_type_t value_type(const wm_json_t *v)
+{
+    switch (v->type) {
+    case WM_JSON_NUMBER: return WM_PT_NUMBER;
+    case WM_JSON_TRUE:
+    case WM_JSON_FALSE: return WM_PT_BOOL;
+    case WM_JSON_ARRAY: return WM_PT_LIST;
+    case WM_JSON_STRING: {
+        wm_prop_type_t t;
+        return looks_datetime(v->u.str, v->len, &t) ? t : WM_PT_STRING;
+    }
+    default: return WM_PT_NONE;
+    }
+}
+
+static bool types_compatible(wm_prop_type_t registered, wm_prop_type_t seen)
+{
+    if (registered == seen)
+        return true;
+    /* a date is a datetime at midnight; a datetime-looking value of a string
+     * property is still a string */
+    if ((registered == WM_PT_DATETIME && seen == WM_PT_DATE) ||
+        (registered == WM_PT_DATE && seen == WM_PT_DATETIME))
+        return true;
+    return registered == WM_PT_STRING && (seen == WM_PT_DATE || seen == WM_PT_DATETIME);
+}
+
+static const char *record_ns(const wm_record_t *r, char *buf, size_t cap)
+{
+    switch (r->type) {
+    case WM_REC_ITEM_SET:
+    case WM_REC_ITEM_DELETE:
+        snprintf(buf, cap, "item:%s", r->item_type ? r->item_type : "");
+        return buf;
+    case WM_REC_PROFILE_SET:
+    case WM_REC_PROFILE_SET_ONCE:
+    case WM_REC_PROFILE_INCREMENT:
+    case WM_REC_PROFILE_APPEND:
+    case WM_REC_PROFILE_UNSET:
+    case WM_REC_PROFILE_DELETE:
+        return "user";
+    default:
+        return "event";
+    }
+}
+
+static int schema_register(wm_catalog_t *c, const char *project, const char *ns, const char *name,
+                           wm_prop_type_t t, const char *key, size_t kl)
+{
+    const char *p[4] = {project, ns, name, wm__prop_type_name(t)};
+    int rc = exec_text(c, "INSERT OR IGNORE INTO schema_props(project, ns, name, type) VALUES(?,?,?,?)",
+                       4, p);
+    if (rc)
+        return rc;
+    return wm_strmap_put(&c->schema, key, kl, t);
+}
+
+int wm__catalog_schema_check(wm_catalog_t *c, const wm_record_t *rec, bool dry_run,
+                             wm_rec_error_t *err)
+{
+    if (rec->type == WM_REC_PROFILE_UNSET || rec->type == WM_REC_PROFILE_DELETE ||
+        rec->type == WM_REC_ITEM_DELETE || !rec->properties)
+        return 0;
+    char nsbuf[160];
+    const char *ns = record_ns(rec, nsbuf, sizeof nsbuf);
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    for (const wm_json_t *p = rec->properties->u.child; p && !rc; p = p->next) {
+        wm_prop_type_t seen = value_type(p);
+        if (seen == WM_PT_NONE)
+            continue;
+        char key[512];
+        size_t kl = schema_key(key, sizeof key, rec->project, ns, p->key);
+        if (!kl)
+            continue;
+        uint64_t reg;
+        if (wm_strmap_get(&c->schema, key, kl, &reg)) {
+            if (!types_compatible((wm_prop_type_t)reg, seen)) {
+                err->code = "type_mismatch";
+                snprintf(err->field, sizeof err->field, "properties.%s", p->key);
+                snprintf(err->msg, sizeof err->msg,
+                         "property '%s' is registered as %s in project '%s' (%s), but this record "
+                         "has a %s",
+                         p->key, wm__prop_type_name((wm_prop_type_t)reg), rec->project, ns,
+                         wm__prop_type_name(seen));
+                rc = WM_ETYPE;
+            }
+        } else if (!dry_run) {
+            rc = schema_register(c, rec->project, ns, p->key, seen, key, kl);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_schema_json(wm_catalog_t *c, const char *project, wm_buf_t *out)
+{
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int rc = WM_EIO;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT ns, name, type, first_seen_ms FROM schema_props WHERE project = ? "
+                           "ORDER BY ns, name",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+        wm_buf_puts(out, "{\"project\":");
+        wm_buf_json_str(out, project, strlen(project));
+        wm_buf_puts(out, ",\"properties\":[");
+        int first = 1;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (!first)
+                wm_buf_putc(out, ',');
+            first = 0;
+            for (int i = 0; i < 3; i++) {
+                static const char *names[] = {"{\"namespace\":", ",\"name\":", ",\"type\":"};
+                const char *s = (const char *)sqlite3_column_text(st, i);
+                wm_buf_puts(out, names[i]);
+                wm_buf_json_str(out, s, strlen(s));
+            }
+            wm_buf_printf(out, ",\"first_seen_ms\":%lld}", (long long)sqlite3_column_int64(st, 3));
+        }
+        wm_buf_puts(out, "]}");
+        sqlite3_finalize(st);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ---- dead letters ---- */
+
+int wm__catalog_deadletter_add(wm_catalog_t *c, const char *project, const char *source,
+                               const wm_rec_error_t *err, const char *raw, size_t raw_len)
+{
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int rc = WM_EIO;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT INTO deadletter(project, source, error_code, field, message, raw) "
+                           "VALUES(?,?,?,?,?,?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, project ? project : "default", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, source ? source : "unknown", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, err->code ? err->code : "error", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, err->field, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, err->msg, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, raw ? raw : "", raw ? (int)raw_len : 0, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : WM_EIO;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_deadletter_json(wm_catalog_t *c, const char *project, uint32_t limit, wm_buf_t *out)
+{
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int rc = WM_EIO;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT id, source, error_code, field, message, raw, received_ms "
+                           "FROM deadletter WHERE project = ? ORDER BY id DESC LIMIT ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, limit);
+        wm_buf_puts(out, "{\"deadletters\":[");
+        int first = 1;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            static const char *names[] = {",\"source\":", ",\"code\":", ",\"field\":",
+                                          ",\"message\":", ",\"raw\":"};
+            if (!first)
+                wm_buf_putc(out, ',');
+            first = 0;
+            wm_buf_printf(out, "{\"id\":%lld", (long long)sqlite3_column_int64(st, 0));
+            for (int i = 0; i < 5; i++) {
+                const char *s = (const char *)sqlite3_column_text(st, i + 1);
+                wm_buf_puts(out, names[i]);
+                wm_buf_json_str(out, s ? s : "", s ? (size_t)sqlite3_column_bytes(st, i + 1) : 0);
+            }
+            wm_buf_printf(out, ",\"received_ms\":%lld}", (long long)sqlite3_column_int64(st, 6));
+        }
+        wm_buf_puts(out, "]}");
+        sqlite3_finalize(st);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_deadletter_each(wm_catalog_t *c, const char *project, int64_t id,
+                                wm__deadletter_cb cb, void *ctx)
+{
+    /* Copy rows out first so cb may call back into the catalog. */
+    typedef struct row { int64_t id; char *raw; size_t len; } row_t;
+    row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db,
+                           id > 0 ? "SELECT id, raw FROM deadletter WHERE project = ? AND id = ?"
+                                  : "SELECT id, raw FROM deadletter WHERE project = ? ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&c->mu);
+        return WM_EIO;
+    }
+    sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+    if (id > 0)
+        sqlite3_bind_int64(st, 2, id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            row_t *r = wm_realloc(rows, cap * sizeof *r);
+            if (!r) {
+                rc = WM_ENOMEM;
+                break;
+            }
+            rows = r;
+        }
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        rows[n].id = sqlite3_column_int64(st, 0);
+        rows[n].raw = wm_strndup((const char *)sqlite3_column_text(st, 1), len);
+        rows[n].len = len;
+        if (!rows[n].raw) {
+            rc = WM_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc)
+            rc = cb(ctx, rows[i].id, rows[i].raw, rows[i].len);
+        wm_free(rows[i].raw);
+    }
+    wm_free(rows);
+    return rc;
+}
+
+int wm__catalog_deadletter_delete(wm_catalog_t *c, int64_t id)
+{
+    pthread_mutex_lock(&c->mu);
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
+    const char *p[1] = {idbuf};
+    int rc = exec_text(c, "DELETE FROM deadletter WHERE id = CAST(? AS INTEGER)", 1, p);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int64_t wm__catalog_deadletter_count(wm_catalog_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM deadletter", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}

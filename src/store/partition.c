@@ -1,0 +1,761 @@
+/*
+ * partition.c - the partition writer: log append, group commit, apply.
+ *
+ * One thread per partition owns the partition's log and its LMDB state.
+ *
+ *            +-----------+  jobs queued   +-----------+  all appended  +--------+
+ *   start -> | REPLAYING | -------------> |  WAITING  | -------------> | SYNCING|
+ *            +-----------+  (replay done) +-----------+                +--------+
+ *                                             ^                           |
+ *                                             |  applied, txn committed   v
+ *                                         +----------+  waiters woken  +---------+
+ *                                         | APPLYING | <-------------- | ACKING  |
+ *                                         +----------+                 +---------+
+ *            any storage error -> FAILED (sticky: every later job fails with WM_ESTATE)
+ *
+ * Invariants:
+ *  - A waiter is woken with success only after every record of its job is at
+ *    or below the log's durable sequence (per fsync mode).
+ *  - Records are applied in log order; "applied_seq" is written in the same
+ *    LMDB transaction as the state changes of the records up to it, so a
+ *    restart replays from applied_seq + 1 and applies each record once.
+ *  - The writer never holds the queue lock during I/O.
+ */
+#include "partition.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "waymark/alloc.h"
+#include "waymark/arena.h"
+#include "waymark/error.h"
+#include "waymark/json.h"
+#include "waymark/limits.h"
+#include "waymark/profile.h"
+#include "waymark/record.h"
+
+#define APPLY_BATCH_MAX 65536       /* records per writer round: bounds txn size */
+#define REPLAY_TXN_RECORDS 20000    /* records per LMDB txn during replay */
+#define MERGE_WAIT_MS 2000          /* bound on waiting for the merged user's partition */
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int mdb_err(int rc, const char *what, uint32_t part)
+{
+    fprintf(stderr, "waymark: partition %u: %s: %s\n", part, what, mdb_strerror(rc));
+    return rc == MDB_MAP_FULL ? WM_ELIMIT : WM_EIO;
+}
+
+int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_opts_t *lo,
+                  wm_part_t **out)
+{
+    wm_part_t *p = wm_calloc(1, sizeof *p);
+    if (!p)
+        return WM_ENOMEM;
+    p->index = index;
+    p->engine = e;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pthread_mutex_init(&p->applied_mu, NULL);
+    pthread_cond_init(&p->applied_cv, NULL);
+    char path[4096];
+    int rc;
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        fprintf(stderr, "waymark: mkdir %s: %s\n", dir, strerror(errno));
+        rc = WM_EIO;
+        goto fail;
+    }
+    wm_log_opts_t o = *lo;
+    snprintf(path, sizeof path, "%s/log", dir);
+    o.dir = path;
+    if ((rc = wm_log_open(&o, &p->log)))
+        goto fail;
+    snprintf(path, sizeof path, "%s/state", dir);
+    if (mkdir(path, 0755) && errno != EEXIST) {
+        rc = WM_EIO;
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&p->env)) || (rc = mdb_env_set_maxdbs(p->env, 8)) ||
+        (rc = mdb_env_set_mapsize(p->env, (size_t)64 << 30)) ||
+        (rc = mdb_env_open(p->env, path, MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS, 0644))) {
+        rc = mdb_err(rc, "open state", index);
+        goto fail;
+    }
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(p->env, NULL, 0, &txn))) {
+        rc = mdb_err(rc, "txn", index);
+        goto fail;
+    }
+    if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &p->dbi_meta)) ||
+        (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &p->dbi_events)) ||
+        (rc = mdb_dbi_open(txn, "profiles", MDB_CREATE, &p->dbi_profiles)) ||
+        (rc = mdb_dbi_open(txn, "items", MDB_CREATE, &p->dbi_items)) ||
+        (rc = mdb_dbi_open(txn, "users", MDB_CREATE, &p->dbi_users)) ||
+        (rc = mdb_dbi_open(txn, "merges", MDB_CREATE, &p->dbi_merges))) {
+        mdb_txn_abort(txn);
+        rc = mdb_err(rc, "dbi", index);
+        goto fail;
+    }
+    MDB_val k = {sizeof "applied_seq" - 1, "applied_seq"}, v;
+    uint64_t applied = 0;
+    if (mdb_get(txn, p->dbi_meta, &k, &v) == 0 && v.mv_size == 8)
+        memcpy(&applied, v.mv_data, 8);
+    if ((rc = mdb_txn_commit(txn))) {
+        rc = mdb_err(rc, "commit", index);
+        goto fail;
+    }
+    uint64_t last = wm_log_last_seq(p->log);
+    if (applied > last) {
+        /* state ahead of the log: the log lost acknowledged data; refuse */
+        fprintf(stderr, "waymark: partition %u: state applied up to %llu but log ends at %llu\n",
+                index, (unsigned long long)applied, (unsigned long long)last);
+        rc = WM_ECORRUPT;
+        goto fail;
+    }
+    atomic_store(&p->applied_seq, applied);
+    atomic_store(&p->durable_seq, last);
+    p->next_seq = last + 1;
+    *out = p;
+    return 0;
+fail:
+    wm__part_close(p);
+    return rc;
+}
+
+void wm__job_free(wm_job_t *job)
+{
+    if (!job)
+        return;
+    for (uint32_t i = 0; i < job->n; i++)
+        wm_free(job->payloads[i]);
+    wm_free(job->payloads);
+    wm_free(job->lens);
+    wm_free(job);
+}
+
+static void waiter_done(wm_waiter_t *w, int err)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    if (err && !w->err)
+        w->err = err;
+    w->jobs_left--;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- apply ---- */
+
+typedef struct apply_ctx {
+    wm_part_t *p;
+    MDB_txn *txn;
+    wm_arena_t arena;
+} apply_ctx_t;
+
+static int parse_record(apply_ctx_t *ac, const char *json, size_t len, wm_record_t *rec)
+{
+    wm_json_t *root;
+    wm_json_error_t jerr;
+    if (wm_json_parse(&ac->arena, json, len, &root, &jerr))
+        return WM_ECORRUPT;
+    wm_rec_ctx_t ctx = {0};
+    wm_rec_error_t err;
+    memset(&err, 0, sizeof err);
+    return wm_record_from_json(&ac->arena, root, &ctx, rec, &err) ? WM_ECORRUPT : 0;
+}
+
+static int load_json(apply_ctx_t *ac, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, wm_json_t **out)
+{
+    MDB_val v;
+    *out = NULL;
+    int rc = mdb_get(txn, dbi, key, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return WM_EIO;
+    wm_json_error_t jerr;
+    return wm_json_parse(&ac->arena, v.mv_data, v.mv_size, out, &jerr) ? WM_ECORRUPT : 0;
+}
+
+static int store_json(apply_ctx_t *ac, MDB_dbi dbi, MDB_val *key, const wm_json_t *v)
+{
+    if (!v) {
+        int rc = mdb_del(ac->txn, dbi, key, NULL);
+        return rc == 0 || rc == MDB_NOTFOUND ? 0 : WM_EIO;
+    }
+    wm_buf_t b;
+    wm_buf_init(&b, 0);
+    wm_json_write(&b, v);
+    int rc = b.err;
+    if (!rc) {
+        MDB_val val = {b.len, b.data};
+        rc = mdb_put(ac->txn, dbi, key, &val, 0) ? WM_EIO : 0;
+    }
+    wm_buf_release(&b);
+    return rc;
+}
+
+static int apply_user_created(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_record_t *rec)
+{
+    unsigned char kb[8];
+    put_be64(kb, h->user_id);
+    MDB_val k = {8, kb};
+    wm_buf_t b;
+    wm_buf_init(&b, 0);
+    wm_buf_puts(&b, "{\"project\":");
+    wm_buf_json_str(&b, rec->project, strlen(rec->project));
+    wm_buf_printf(&b, ",\"first_seen_ms\":%lld}", (long long)h->time_ms);
+    MDB_val v = {b.len, b.data};
+    int rc = b.err ? b.err : (mdb_put(ac->txn, ac->p->dbi_users, &k, &v, MDB_NOOVERWRITE) == MDB_KEYEXIST ? 0 : 0);
+    wm_buf_release(&b);
+    return rc;
+}
+
+static int apply_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_log_pos_t *pos)
+{
+    unsigned char kb[24], vb[12];
+    put_be64(kb, h->user_id);
+    put_be64(kb + 8, (uint64_t)h->time_ms ^ (1ull << 63));
+    put_be64(kb + 16, pos->seq);
+    memcpy(vb, &pos->segment, 4);
+    memcpy(vb + 4, &pos->offset, 8);
+    MDB_val k = {sizeof kb, kb}, v = {sizeof vb, vb};
+    return mdb_put(ac->txn, ac->p->dbi_events, &k, &v, 0) ? WM_EIO : 0;
+}
+
+static int apply_profile(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_record_t *rec)
+{
+    unsigned char kb[8];
+    put_be64(kb, h->user_id);
+    MDB_val k = {8, kb};
+    wm_json_t *cur, *next;
+    int rc = load_json(ac, ac->txn, ac->p->dbi_profiles, &k, &cur);
+    if (rc)
+        return rc;
+    wm_rec_error_t err;
+    memset(&err, 0, sizeof err);
+    if (wm_profile_apply(&ac->arena, cur, rec, &next, &err)) {
+        /* semantic conflict found only now (e.g. increment of a string set by
+         * another record in flight): the record is kept in the log, counted */
+        atomic_fetch_add(&ac->p->m_apply_errors, 1);
+        return 0;
+    }
+    return store_json(ac, ac->p->dbi_profiles, &k, next);
+}
+
+static size_t item_key(char *dst, size_t cap, const char *project, const char *type, const char *id)
+{
+    int n = snprintf(dst, cap, "%s%c%s%c%s", project, 0, type, 0, id);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+static int apply_item(apply_ctx_t *ac, const wm_record_t *rec)
+{
+    char kb[600];
+    size_t kl = item_key(kb, sizeof kb, rec->project, rec->item_type, rec->item_id);
+    if (!kl)
+        return 0;
+    MDB_val k = {kl, kb};
+    wm_json_t *cur, *next;
+    int rc = load_json(ac, ac->txn, ac->p->dbi_items, &k, &cur);
+    if (rc)
+        return rc;
+    if (wm_item_apply(&ac->arena, cur, rec, &next)) {
+        atomic_fetch_add(&ac->p->m_apply_errors, 1);
+        return 0;
+    }
+    return store_json(ac, ac->p->dbi_items, &k, next);
+}
+
+static int apply_merge(apply_ctx_t *ac, const wm_payload_hdr_t *h)
+{
+    wm_part_t *from = wm__engine_part(ac->p->engine, h->from_part);
+    unsigned char kb[8];
+    MDB_val k = {8, kb};
+    wm_json_t *from_prof = NULL, *into_prof, *merged;
+    int rc;
+    put_be64(kb, h->from_user);
+    if (from == ac->p) {
+        rc = load_json(ac, ac->txn, ac->p->dbi_profiles, &k, &from_prof);
+    } else {
+        if (!wm__part_wait_applied(from, h->from_hw, MERGE_WAIT_MS))
+            fprintf(stderr, "waymark: partition %u: merge of user %llu proceeds before partition "
+                            "%u reached seq %llu\n",
+                    ac->p->index, (unsigned long long)h->from_user, from->index,
+                    (unsigned long long)h->from_hw);
+        MDB_txn *rt;
+        if (mdb_txn_begin(from->env, NULL, MDB_RDONLY, &rt))
+            return WM_EIO;
+        rc = load_json(ac, rt, from->dbi_profiles, &k, &from_prof);
+        mdb_txn_abort(rt);
+    }
+    if (rc)
+        return rc;
+    put_be64(kb, h->user_id);
+    if ((rc = load_json(ac, ac->txn, ac->p->dbi_profiles, &k, &into_prof)))
+        return rc;
+    if ((rc = wm_profile_merge(&ac->arena, into_prof, from_prof, &merged)))
+        return rc;
+    if (merged && (rc = store_json(ac, ac->p->dbi_profiles, &k, merged)))
+        return rc;
+    unsigned char mk[16];
+    put_be64(mk, h->user_id);
+    put_be64(mk + 8, h->from_user);
+    MDB_val mkey = {16, mk}, mval = {sizeof h->from_part, (void *)&h->from_part};
+    atomic_fetch_add(&ac->p->m_merges, 1);
+    return mdb_put(ac->txn, ac->p->dbi_merges, &mkey, &mval, 0) ? WM_EIO : 0;
+}
+
+static bool is_event_type(int t)
+{
+    return t == WM_REC_TRACK || t == WM_REC_TRACK_SIGNUP || t == WM_REC_TRACK_ID_BIND ||
+           t == WM_REC_TRACK_ID_UNBIND;
+}
+
+static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len,
+                     const wm_log_pos_t *pos)
+{
+    wm_payload_hdr_t h;
+    if (len < sizeof h)
+        return WM_ECORRUPT;
+    memcpy(&h, payload, sizeof h);
+    const char *json = (const char *)payload + sizeof h;
+    size_t jlen = len - sizeof h;
+    wm_arena_reset(&ac->arena);
+    if (h.kind == WM_PAYLOAD_MERGE)
+        return apply_merge(ac, &h);
+    if (h.kind != WM_PAYLOAD_RECORD)
+        return WM_ECORRUPT;
+    bool event = is_event_type(h.rec_type);
+    bool need_record = !event || (h.flags & WM_PFLAG_USER_CREATED);
+    wm_record_t rec;
+    int rc;
+    if (need_record && (rc = parse_record(ac, json, jlen, &rec)))
+        return rc;
+    if ((h.flags & WM_PFLAG_USER_CREATED) && (rc = apply_user_created(ac, &h, &rec)))
+        return rc;
+    if (event)
+        return apply_event(ac, &h, pos);
+    if (h.rec_type == WM_REC_ITEM_SET || h.rec_type == WM_REC_ITEM_DELETE)
+        return apply_item(ac, &rec);
+    return apply_profile(ac, &h, &rec);
+}
+
+static int put_applied(wm_part_t *p, MDB_txn *txn, uint64_t seq)
+{
+    MDB_val k = {sizeof "applied_seq" - 1, "applied_seq"}, v = {8, &seq};
+    return mdb_put(txn, p->dbi_meta, &k, &v, 0) ? WM_EIO : 0;
+}
+
+static void publish_applied(wm_part_t *p, uint64_t seq)
+{
+    pthread_mutex_lock(&p->applied_mu);
+    atomic_store(&p->applied_seq, seq);
+    pthread_cond_broadcast(&p->applied_cv);
+    pthread_mutex_unlock(&p->applied_mu);
+}
+
+bool wm__part_wait_applied(wm_part_t *p, uint64_t seq, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->applied_mu);
+    while (atomic_load(&p->applied_seq) < seq && !atomic_load(&p->failed)) {
+        if (pthread_cond_timedwait(&p->applied_cv, &p->applied_mu, &until) == ETIMEDOUT)
+            break;
+    }
+    bool ok = atomic_load(&p->applied_seq) >= seq;
+    pthread_mutex_unlock(&p->applied_mu);
+    return ok;
+}
+
+/* ---- replay ---- */
+
+static int replay(wm_part_t *p)
+{
+    uint64_t applied = atomic_load(&p->applied_seq);
+    uint64_t last = wm_log_last_seq(p->log);
+    uint64_t first = wm_log_first_seq(p->log);
+    uint64_t window = WM_DEDUP_WINDOW_MAX / (wm__engine_partitions(p->engine) * 2);
+    uint64_t from = last > window ? last - window + 1 : 1;
+    if (from < first)
+        from = first;
+    if (from > applied + 1)
+        from = applied + 1;
+    if (!first || from > last)
+        return 0;
+    wm_log_iter_t *it;
+    int rc = wm_log_iter_open(p->log, from, &it);
+    if (rc)
+        return rc;
+    apply_ctx_t ac = {.p = p};
+    wm_arena_init(&ac.arena, 64 * 1024);
+    wm_log_pos_t pos;
+    const void *payload;
+    uint32_t len;
+    uint32_t in_txn = 0;
+    uint64_t replayed = 0;
+    while ((rc = wm_log_iter_next(it, &pos, &payload, &len)) == 1) {
+        wm_payload_hdr_t h;
+        if (len >= sizeof h) {
+            memcpy(&h, payload, sizeof h);
+            if (h.dedup)
+                wm__engine_dedup_add(p->engine, h.dedup);
+        }
+        if (pos.seq <= applied)
+            continue;
+        if (!ac.txn && (rc = mdb_txn_begin(p->env, NULL, 0, &ac.txn))) {
+            rc = mdb_err(rc, "replay txn", p->index);
+            break;
+        }
+        if ((rc = apply_one(&ac, payload, len, &pos)) && rc != WM_ECORRUPT)
+            break;
+        rc = 0;
+        replayed++;
+        if (++in_txn >= REPLAY_TXN_RECORDS || pos.seq == last) {
+            if ((rc = put_applied(p, ac.txn, pos.seq)) || (rc = mdb_txn_commit(ac.txn))) {
+                ac.txn = NULL;
+                rc = WM_EIO;
+                break;
+            }
+            ac.txn = NULL;
+            in_txn = 0;
+            publish_applied(p, pos.seq);
+        }
+    }
+    if (ac.txn)
+        mdb_txn_abort(ac.txn);
+    wm_log_iter_close(it);
+    wm_arena_release(&ac.arena);
+    if (replayed)
+        fprintf(stderr, "waymark: partition %u: replayed %llu records from the log\n", p->index,
+                (unsigned long long)replayed);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- writer loop ---- */
+
+static wm_job_t *take_jobs(wm_part_t *p, bool *stop)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->head && !p->stopping)
+        pthread_cond_wait(&p->cv, &p->mu);
+    wm_job_t *jobs = p->head;
+    /* take whole jobs up to APPLY_BATCH_MAX records (at least one job) */
+    uint32_t n = 0;
+    wm_job_t *last = NULL, *j = p->head;
+    while (j && (n == 0 || n + j->n <= APPLY_BATCH_MAX)) {
+        n += j->n;
+        last = j;
+        j = j->next;
+    }
+    if (last) {
+        p->head = last->next;
+        if (!p->head)
+            p->tail = NULL;
+        last->next = NULL;
+        p->queued_records -= n;
+    }
+    *stop = p->stopping && !jobs;
+    pthread_mutex_unlock(&p->mu);
+    return jobs;
+}
+
+static void fail_jobs(wm_job_t *jobs, int err)
+{
+    while (jobs) {
+        wm_job_t *next = jobs->next;
+        waiter_done(jobs->waiter, err);
+        wm__job_free(jobs);
+        jobs = next;
+    }
+}
+
+static int write_round(wm_part_t *p, wm_job_t *jobs, wm_log_pos_t **pos_out, uint32_t *n_out)
+{
+    uint32_t n = 0;
+    for (wm_job_t *j = jobs; j; j = j->next)
+        n += j->n;
+    wm_log_pos_t *pos = wm_malloc(sizeof *pos * (n ? n : 1));
+    if (!pos)
+        return WM_ENOMEM;
+    uint32_t k = 0;
+    int rc = 0;
+    for (wm_job_t *j = jobs; j && !rc; j = j->next)
+        for (uint32_t i = 0; i < j->n && !rc; i++)
+            rc = wm_log_append(p->log, j->payloads[i], j->lens[i], &pos[k++]);
+    uint64_t durable = 0;
+    if (!rc)
+        rc = wm__engine_identity_sync(p->engine);
+    if (!rc)
+        rc = wm_log_sync(p->log, &durable);
+    if (rc) {
+        wm_free(pos);
+        return rc;
+    }
+    atomic_store(&p->durable_seq, durable);
+    *pos_out = pos;
+    *n_out = n;
+    return 0;
+}
+
+static int apply_round(wm_part_t *p, apply_ctx_t *ac, wm_job_t *jobs, const wm_log_pos_t *pos)
+{
+    int rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn);
+    if (rc)
+        return mdb_err(rc, "apply txn", p->index);
+    uint32_t k = 0;
+    for (wm_job_t *j = jobs; j; j = j->next) {
+        for (uint32_t i = 0; i < j->n; i++, k++) {
+            rc = apply_one(ac, j->payloads[i], j->lens[i], &pos[k]);
+            if (rc == WM_ECORRUPT) {
+                atomic_fetch_add(&p->m_apply_errors, 1);
+                rc = 0;
+            }
+            if (rc)
+                goto abort;
+        }
+    }
+    if (!k)
+        goto abort;
+    if ((rc = put_applied(p, ac->txn, pos[k - 1].seq)))
+        goto abort;
+    rc = mdb_txn_commit(ac->txn);
+    ac->txn = NULL;
+    if (rc)
+        return mdb_err(rc, "apply commit", p->index);
+    publish_applied(p, pos[k - 1].seq);
+    return 0;
+abort:
+    mdb_txn_abort(ac->txn);
+    ac->txn = NULL;
+    return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    wm_part_t *p = arg;
+    int rc = replay(p);
+    if (rc) {
+        fprintf(stderr, "waymark: partition %u: replay failed: %s\n", p->index, wm_strerror(rc));
+        atomic_store(&p->failed, 1);
+    }
+    atomic_store(&p->ready, 1);
+    apply_ctx_t ac = {.p = p};
+    wm_arena_init(&ac.arena, 64 * 1024);
+    for (;;) {
+        bool stop;
+        wm_job_t *jobs = take_jobs(p, &stop);
+        if (stop)
+            break;
+        if (!jobs)
+            continue;
+        if (atomic_load(&p->failed)) {
+            fail_jobs(jobs, WM_ESTATE);
+            continue;
+        }
+        wm_log_pos_t *pos = NULL;
+        uint32_t n = 0;
+        rc = write_round(p, jobs, &pos, &n);
+        if (rc) {
+            fprintf(stderr, "waymark: partition %u: log write failed: %s\n", p->index,
+                    wm_strerror(rc));
+            atomic_store(&p->failed, 1);
+            fail_jobs(jobs, rc);
+            continue;
+        }
+        atomic_fetch_add(&p->m_records, n);
+        atomic_fetch_add(&p->m_batches, 1);
+        for (wm_job_t *j = jobs; j; j = j->next)
+            waiter_done(j->waiter, 0);
+        rc = apply_round(p, &ac, jobs, pos);
+        wm_free(pos);
+        if (rc) {
+            fprintf(stderr, "waymark: partition %u: apply failed: %s\n", p->index, wm_strerror(rc));
+            atomic_store(&p->failed, 1);
+        }
+        while (jobs) {
+            wm_job_t *next = jobs->next;
+            wm__job_free(jobs);
+            jobs = next;
+        }
+    }
+    wm_arena_release(&ac.arena);
+    return NULL;
+}
+
+int wm__part_start(wm_part_t *p)
+{
+    if (pthread_create(&p->thread, NULL, writer_main, p))
+        return WM_EIO;
+    p->thread_started = true;
+    return 0;
+}
+
+void wm__part_enqueue(wm_part_t *p, wm_job_t *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->tail)
+        p->tail->next = job;
+    else
+        p->head = job;
+    p->tail = job;
+    p->queued_records += job->n;
+    p->next_seq += job->n;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void wm__part_close(wm_part_t *p)
+{
+    if (!p)
+        return;
+    if (p->thread_started) {
+        pthread_mutex_lock(&p->mu);
+        p->stopping = true;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+    }
+    fail_jobs(p->head, WM_ECLOSED);
+    if (p->env) {
+        mdb_env_sync(p->env, 1);
+        mdb_env_close(p->env);
+    }
+    if (p->log)
+        wm_log_close(p->log);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->applied_mu);
+    pthread_cond_destroy(&p->applied_cv);
+    wm_free(p);
+}
+
+/* ---- queries ---- */
+
+static int get_copy(wm_part_t *p, MDB_dbi dbi, MDB_val *k, char **json, size_t *len)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn))
+        return WM_EIO;
+    MDB_val v;
+    int rc = mdb_get(txn, dbi, k, &v);
+    if (rc == 0) {
+        *json = wm_strndup(v.mv_data, v.mv_size);
+        *len = v.mv_size;
+        rc = *json ? 0 : WM_ENOMEM;
+    } else {
+        rc = rc == MDB_NOTFOUND ? WM_ENOTFOUND : WM_EIO;
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int wm__part_profile_get(wm_part_t *p, uint64_t user_id, char **json, size_t *len)
+{
+    unsigned char kb[8];
+    put_be64(kb, user_id);
+    MDB_val k = {8, kb};
+    return get_copy(p, p->dbi_profiles, &k, json, len);
+}
+
+int wm__part_user_meta(wm_part_t *p, uint64_t user_id, char **json, size_t *len)
+{
+    unsigned char kb[8];
+    put_be64(kb, user_id);
+    MDB_val k = {8, kb};
+    return get_copy(p, p->dbi_users, &k, json, len);
+}
+
+int wm__part_item_get(wm_part_t *p, const char *key, size_t key_len, char **json, size_t *len)
+{
+    MDB_val k = {key_len, (void *)key};
+    return get_copy(p, p->dbi_items, &k, json, len);
+}
+
+int wm__part_user_events(wm_part_t *p, uint64_t user_id, uint32_t limit, wm_event_ref_t *refs,
+                         uint32_t *n)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn))
+        return WM_EIO;
+    if (mdb_cursor_open(txn, p->dbi_events, &cur)) {
+        mdb_txn_abort(txn);
+        return WM_EIO;
+    }
+    /* position after the user's last key, then walk backwards (newest first) */
+    unsigned char kb[8];
+    put_be64(kb, user_id + 1);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    uint32_t got = 0;
+    while (rc == 0 && got < limit) {
+        const unsigned char *kp = k.mv_data;
+        if (k.mv_size != 24 || get_be64(kp) != user_id)
+            break;
+        wm_event_ref_t *r = &refs[*n + got];
+        r->time_ms = (int64_t)(get_be64(kp + 8) ^ (1ull << 63));
+        r->seq = get_be64(kp + 16);
+        r->pos.seq = r->seq;
+        memcpy(&r->pos.segment, v.mv_data, 4);
+        memcpy(&r->pos.offset, (const char *)v.mv_data + 4, 8);
+        r->part = p;
+        got++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    }
+    *n += got;
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return 0;
+}
+
+int wm__part_merged_from(wm_part_t *p, uint64_t user_id, uint64_t *from, uint32_t max, uint32_t *n)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    *n = 0;
+    if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn))
+        return WM_EIO;
+    if (mdb_cursor_open(txn, p->dbi_merges, &cur)) {
+        mdb_txn_abort(txn);
+        return WM_EIO;
+    }
+    unsigned char kb[8];
+    put_be64(kb, user_id);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && *n < max && k.mv_size == 16 && get_be64(k.mv_data) == user_id) {
+        from[(*n)++] = get_be64((const unsigned char *)k.mv_data + 8);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return 0;
+}

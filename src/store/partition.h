@@ -1,0 +1,116 @@
+/*
+ * partition.h - internal: one partition = one log + one LMDB state env +
+ * one writer thread. See partition.c for the writer's state machine.
+ */
+#ifndef WAYMARK_STORE_PARTITION_H
+#define WAYMARK_STORE_PARTITION_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "waymark/buf.h"
+#include "waymark/log.h"
+
+/* Log payload header (little-endian), followed by the canonical record JSON. */
+#define WM_PAYLOAD_RECORD 1
+#define WM_PAYLOAD_MERGE 2
+#define WM_PFLAG_USER_CREATED 0x01
+
+typedef struct wm_payload_hdr {
+    uint8_t kind;           /* WM_PAYLOAD_* */
+    uint8_t rec_type;       /* wm_rec_type_t for records */
+    uint8_t flags;          /* WM_PFLAG_* */
+    uint8_t reserved;
+    uint32_t from_part;     /* merge: partition of the merged-away user */
+    uint64_t user_id;       /* record's user; merge: surviving user */
+    int64_t time_ms;
+    uint64_t dedup;         /* dedup hash or 0 */
+    uint64_t from_user;     /* merge: user folded in */
+    uint64_t from_hw;       /* merge: from_part's last seq routed before the merge */
+} wm_payload_hdr_t;
+
+/* A submit waiting for its records to become durable. */
+typedef struct wm_waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int jobs_left;
+    int err;
+} wm_waiter_t;
+
+typedef struct wm_job {
+    struct wm_job *next;
+    wm_waiter_t *waiter;        /* NULL for fire-and-forget */
+    uint32_t n;
+    uint32_t *lens;
+    unsigned char **payloads;   /* each wm_malloc'd; owned by the job */
+} wm_job_t;
+
+typedef struct wm_engine wm_engine_t;
+
+typedef struct wm_part {
+    uint32_t index;
+    wm_engine_t *engine;
+    wm_log_t *log;
+    MDB_env *env;
+    MDB_dbi dbi_meta, dbi_events, dbi_profiles, dbi_items, dbi_users, dbi_merges;
+    pthread_t thread;
+    bool thread_started;
+
+    pthread_mutex_t mu;         /* guards the queue */
+    pthread_cond_t cv;
+    wm_job_t *head, *tail;
+    uint32_t queued_records;    /* bound: WM_PARTITION_QUEUE_MAX */
+    bool stopping;
+
+    uint64_t next_seq;          /* next sequence a routed record will get (engine route lock) */
+    _Atomic uint64_t durable_seq;
+    _Atomic uint64_t applied_seq;
+    _Atomic int failed;         /* sticky storage error */
+    _Atomic int ready;          /* replay finished */
+
+    pthread_mutex_t applied_mu; /* signalled when applied_seq moves */
+    pthread_cond_t applied_cv;
+
+    _Atomic uint64_t m_records, m_batches, m_apply_errors, m_merges;
+} wm_part_t;
+
+int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_opts_t *lo,
+                  wm_part_t **out);
+int wm__part_start(wm_part_t *p);
+void wm__part_close(wm_part_t *p);
+/* Enqueues a job (takes ownership). Called with the engine's route lock held. */
+void wm__part_enqueue(wm_part_t *p, wm_job_t *job);
+/* Waits until applied_seq >= seq or timeout; returns true if reached. */
+bool wm__part_wait_applied(wm_part_t *p, uint64_t seq, int timeout_ms);
+void wm__job_free(wm_job_t *job);
+
+/* Reads a user's profile JSON (malloc'd copy, caller frees) or WM_ENOTFOUND. */
+int wm__part_profile_get(wm_part_t *p, uint64_t user_id, char **json, size_t *len);
+
+/* Event index entry decoded for queries. */
+typedef struct wm_event_ref {
+    int64_t time_ms;
+    uint64_t seq;
+    wm_log_pos_t pos;
+    wm_part_t *part;
+} wm_event_ref_t;
+
+/* Appends up to `limit` newest event refs of user_id to refs[*n..). */
+int wm__part_user_events(wm_part_t *p, uint64_t user_id, uint32_t limit, wm_event_ref_t *refs,
+                         uint32_t *n);
+/* Calls cb(from_user) for each user merged into user_id in this partition. */
+int wm__part_merged_from(wm_part_t *p, uint64_t user_id, uint64_t *from, uint32_t max,
+                         uint32_t *n);
+int wm__part_item_get(wm_part_t *p, const char *key, size_t key_len, char **json, size_t *len);
+int wm__part_user_meta(wm_part_t *p, uint64_t user_id, char **json, size_t *len);
+
+/* Engine callbacks used by the writer. */
+wm_part_t *wm__engine_part(wm_engine_t *e, uint32_t index);
+void wm__engine_dedup_add(wm_engine_t *e, uint64_t h);
+uint32_t wm__engine_partitions(wm_engine_t *e);
+int wm__engine_identity_sync(wm_engine_t *e);
+
+#endif
