@@ -58,6 +58,13 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(BENCH_LIBS_$*) $(LDLIBS)
 
+# JSON bake-off: Debian's parsers, simdjson through a small C++ shim.
+BENCH_LIBS_json_bakeoff := $(BUILD)/bench/json_simdjson_shim.o -ljansson -ljson-c -lyajl -lsimdjson -lstdc++
+$(BUILD)/bench/json_bakeoff: $(BUILD)/bench/json_simdjson_shim.o
+$(BUILD)/bench/json_simdjson_shim.o: bench/json_simdjson_shim.cpp
+	@mkdir -p $(dir $@)
+	g++ -std=c++17 -O2 -g -Wall -Wextra -c $< -o $@
+
 bootstrap:
 	@scripts/bootstrap
 

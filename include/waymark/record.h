@@ -129,7 +129,8 @@ typedef struct wm_rec_ctx {
  * IDM 3 records without distinct_id get one derived from identities as the
  * SDKs do. Wire names `_track_id` / `_flush_time` and stored names
  * `track_id` / `flush_time` are both read; `message_id` is read always;
- * `receive_time` and `ip` only when ctx->stored.
+ * `receive_time` and `ip` only when ctx->stored, which also reads `time` as
+ * exact ms (no 10-digit-seconds heuristic).
  *
  * is_login_id = properties.$is_login_id when present, else true when
  * distinct_id equals login_id or identities.$identity_login_id.

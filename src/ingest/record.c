@@ -629,7 +629,8 @@ static int parse_time(const fields_t *f, const props_scan_t *ps, const wm_rec_ct
     if (ps->time) {
         const wm_json_t *v = ps->time;
         if (v->type == WM_JSON_STRING) {
-            if (wm_datetime_parse(v->u.str, ctx->tz_offset_min, &r->time_ms, NULL))
+            if (wm_datetime_parse(v->u.str, ctx->tz_offset_min, &r->time_ms, NULL) ||
+                r->time_ms < 0 || r->time_ms > 9999999999999LL)
                 return rec_fail(err, WM_REC_ERR_INVALID_VALUE, "properties.$time",
                                 "properties.$time '%.40s' is not a yyyy-MM-dd HH:mm:ss.SSS "
                                 "datetime",
@@ -649,6 +650,10 @@ static int parse_time(const fields_t *f, const props_scan_t *ps, const wm_rec_ct
     if (!json_int(f->time, &t))
         return rec_fail(err, WM_REC_ERR_INVALID_TYPE, "time",
                         "time must be an integer (epoch ms)");
+    if (ctx->stored) { /* our own form holds exact ms: no digit heuristic */
+        r->time_ms = t;
+        return 0;
+    }
     if (!time_norm(t, &r->time_ms))
         return rec_fail(err, WM_REC_ERR_INVALID_VALUE, "time",
                         "time must have 10 (s) to 13 (ms) digits");
@@ -906,7 +911,8 @@ static bool json_eq(const wm_json_t *x, const wm_json_t *y)
         return false;
     switch (x->type) {
     case WM_JSON_NUMBER:
-        return x->is_int == y->is_int && (x->is_int ? x->i64 == y->i64 : x->u.num == y->u.num);
+        /* by value: the writer prints 66.0 as 66, which reads back as an integer */
+        return x->is_int && y->is_int ? x->i64 == y->i64 : x->u.num == y->u.num;
     case WM_JSON_STRING:
         return x->len == y->len && memcmp(x->u.str, y->u.str, x->len) == 0;
     case WM_JSON_ARRAY:
