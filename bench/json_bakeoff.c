@@ -2,7 +2,8 @@
  * json_bakeoff.c - which JSON parser should ingest use? Parses a Sensors
  * NDJSON corpus line by line with Waymark's json.c and with the parsers
  * Debian packages (jansson, json-c, yajl's tree API, simdjson DOM and
- * On-Demand through bench/json_simdjson_shim.cpp), walks every value and
+ * On-Demand; simdjson and json-c are called through
+ * bench/json_simdjson_shim.cpp), walks every value and
  * prints MB/s, records/s and a checksum (bytes of all string values, count of
  * all numbers) that must agree across parsers. A second table probes nesting
  * depth in a child process per parser, since a stack overflow kills the
@@ -21,7 +22,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <json-c/json.h>
 #include <yajl/yajl_tree.h>
 
 #include "waymark/arena.h"
@@ -35,6 +35,13 @@ int wm_bench_simdjson_dom(const char *buf, size_t len, size_t padded_ok, uint64_
                           uint64_t *numbers);
 int wm_bench_simdjson_ondemand(const char *buf, size_t len, size_t capacity, uint64_t *str_bytes,
                                uint64_t *numbers);
+/* json-c lives in the shim too: its headers and jansson's both define
+ * json_object/json_type, so they cannot share one C translation unit. */
+int wm_bench_jsonc(const char *buf, size_t len, uint64_t *str_bytes, uint64_t *numbers);
+/* 0: parse and free only (depth probes), so a probe measures the parser, not
+ * the recursive walkers of this file. On-Demand has no tree: it still walks. */
+void wm_bench_shim_walk(int on);
+static int g_walk = 1;
 
 typedef struct line {
     char *p;      /* NUL-terminated copy position inside the corpus */
@@ -85,33 +92,6 @@ static void walk_jansson(json_t *v, sum_t *s)
     }
 }
 
-static void walk_jsonc(struct json_object *v, sum_t *s)
-{
-    switch (json_object_get_type(v)) {
-    case json_type_string:
-        s->str_bytes += (uint64_t)json_object_get_string_len(v);
-        break;
-    case json_type_int:
-    case json_type_double:
-        s->numbers++;
-        break;
-    case json_type_array:
-        for (size_t i = 0; i < json_object_array_length(v); i++)
-            walk_jsonc(json_object_array_get_idx(v, i), s);
-        break;
-    case json_type_object: {
-        json_object_object_foreach(v, k, c)
-        {
-            (void)k;
-            walk_jsonc(c, s);
-        }
-        break;
-    }
-    default:
-        break;
-    }
-}
-
 static void walk_yajl(yajl_val v, sum_t *s)
 {
     if (YAJL_IS_STRING(v)) {
@@ -130,13 +110,14 @@ static void walk_yajl(yajl_val v, sum_t *s)
 /* --------------------------------------------------------- one parse each */
 
 static wm_arena_t wm_arena;
-static struct json_tokener *jsonc_tok;
 
 static void run_wm(const line_t *l, sum_t *s)
 {
     wm_json_t *v;
-    if (wm_json_parse(&wm_arena, l->p, l->len, &v, NULL) == 0)
-        walk_wm(v, s);
+    if (wm_json_parse(&wm_arena, l->p, l->len, &v, NULL) == 0) {
+        if (g_walk)
+            walk_wm(v, s);
+    }
     else
         s->failures++;
     wm_arena_reset(&wm_arena);
@@ -150,20 +131,15 @@ static void run_jansson(const line_t *l, sum_t *s)
         s->failures++;
         return;
     }
-    walk_jansson(v, s);
+    if (g_walk)
+        walk_jansson(v, s);
     json_decref(v);
 }
 
 static void run_jsonc(const line_t *l, sum_t *s)
 {
-    json_tokener_reset(jsonc_tok);
-    struct json_object *v = json_tokener_parse_ex(jsonc_tok, l->p, (int)l->len);
-    if (!v) {
+    if (wm_bench_jsonc(l->p, l->len, &s->str_bytes, &s->numbers))
         s->failures++;
-        return;
-    }
-    walk_jsonc(v, s);
-    json_object_put(v);
 }
 
 static void run_yajl(const line_t *l, sum_t *s)
@@ -174,7 +150,8 @@ static void run_yajl(const line_t *l, sum_t *s)
         s->failures++;
         return;
     }
-    walk_yajl(v, s);
+    if (g_walk)
+        walk_yajl(v, s);
     yajl_tree_free(v);
 }
 
@@ -264,6 +241,8 @@ static int probe_child(size_t p, const char *doc, size_t len)
 {
     line_t l = {(char *)doc, len};
     sum_t s = {0};
+    g_walk = 0;
+    wm_bench_shim_walk(0);
     PARSERS[p].run(&l, &s);
     return s.failures == 0;
 }
@@ -320,7 +299,6 @@ int main(int argc, char **argv)
     size_t n, bytes;
     char *corpus = make_corpus(want, &lines, &n, &bytes);
     wm_arena_init(&wm_arena, 64 * 1024);
-    jsonc_tok = json_tokener_new();
     printf("corpus: %zu records, %.1f MB, %.0f bytes/record (waymark gen, seed 20261001); best of %d passes\n\n",
            n, (double)bytes / 1e6, (double)bytes / (double)n, passes);
     printf("%-18s %-18s %9s %12s %12s %10s %6s\n", "parser", "model", "MB/s", "records/s", "str_bytes",
@@ -343,7 +321,6 @@ int main(int argc, char **argv)
                (unsigned long long)s.numbers, (unsigned long long)s.failures);
     }
     depth_table();
-    json_tokener_free(jsonc_tok);
     wm_arena_release(&wm_arena);
     free(lines);
     free(corpus);

@@ -52,23 +52,28 @@ int wm_rec_type_parse(const char *s)
 /* bit 1: may start a name; bit 2: may continue one */
 #define NC_FIRST 1
 #define NC_REST 2
-static unsigned char name_class[256];
-static int name_class_ready;
-
-static void name_class_init(void)
-{
-    for (int c = 0; c < 256; c++) {
-        int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$';
-        int digit = c >= '0' && c <= '9';
-        name_class[c] = (unsigned char)((alpha ? NC_FIRST | NC_REST : 0) | (digit ? NC_REST : 0));
-    }
-    name_class_ready = 1;
-}
+/* generated: letters, _ and $ = 3; digits = 2 */
+static const unsigned char name_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0,
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3,
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
 
 bool wm_name_valid_n(const char *s, size_t n)
 {
-    if (!name_class_ready)
-        name_class_init(); /* idempotent: racing threads write the same bytes */
     if (!s || n == 0 || n > WM_NAME_LEN_MAX)
         return false;
     const unsigned char *p = (const unsigned char *)s;
@@ -99,10 +104,13 @@ static bool ieq(const char *s, const char *lower, size_t n)
 
 bool wm_name_reserved_n(const char *s, size_t n)
 {
-    static const char *const words[] = {"distinct_id", "original_id", "time",     "properties",
-                                        "id",          "first_id",    "second_id", "users",
-                                        "events",      "event",       "user_id",  "date",
-                                        "datetime",    "event_id",    "device_id"};
+    static const struct { const char *w; size_t n; } words[] = {
+#define W(x) {x, sizeof(x) - 1}
+        W("distinct_id"), W("original_id"), W("time"), W("properties"), W("id"),
+        W("first_id"), W("second_id"), W("users"), W("events"), W("event"),
+        W("user_id"), W("date"), W("datetime"), W("event_id"), W("device_id"),
+#undef W
+    };
     if (!s || n < 2)
         return false;
     /* fast exit: every reserved word starts with one of these letters */
@@ -116,7 +124,7 @@ bool wm_name_reserved_n(const char *s, size_t n)
     if (n >= 8 && (ieq(s, "user_tag", 8) || (n >= 10 && ieq(s, "user_group", 10))))
         return true;
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (strlen(words[i]) == n && ieq(s, words[i], n))
+        if (words[i].n == n && ieq(s, words[i].w, n))
             return true;
     return false;
 }
@@ -388,56 +396,63 @@ typedef struct props_scan {
     unsigned lifted;
 } props_scan_t;
 
-static int check_string_value(const wm_json_t *v, const char *field, wm_rec_error_t *err)
+/* Field paths are formatted only on failure: snprintf per property would
+ * cost more than the whole check. */
+#define PROP_PATH(c) path2(field, sizeof field, "properties", (c)->key, (c)->key_len)
+
+static int check_string_value(const wm_json_t *c, const wm_json_t *v, wm_rec_error_t *err)
 {
+    char field[160];
     if (v->len > WM_STRING_VALUE_MAX)
-        return rec_fail(err, WM_REC_ERR_TOO_LONG, field,
+        return rec_fail(err, WM_REC_ERR_TOO_LONG, PROP_PATH(c),
                         "%s is a string of %u bytes; the limit is %d", field, v->len,
                         WM_STRING_VALUE_MAX);
     return 0;
 }
 
-static int check_list(const wm_json_t *v, const char *field, wm_rec_error_t *err)
+static int check_list(const wm_json_t *c, wm_rec_error_t *err)
 {
-    for (const wm_json_t *e = v->u.child; e; e = e->next) {
+    char field[160];
+    for (const wm_json_t *e = c->u.child; e; e = e->next) {
         if (e->type != WM_JSON_STRING)
-            return rec_fail(err, WM_REC_ERR_INVALID_TYPE, field,
+            return rec_fail(err, WM_REC_ERR_INVALID_TYPE, PROP_PATH(c),
                             "%s must be a list of strings; it holds a %s", field,
                             wm_json_type_name(e->type));
-        if (check_string_value(e, field, err))
+        if (check_string_value(c, e, err))
             return WM_EINVAL;
     }
     return 0;
 }
 
-static int check_value(wm_rec_type_t t, const wm_json_t *v, const char *field, wm_rec_error_t *err)
+static int check_value(wm_rec_type_t t, const wm_json_t *c, wm_rec_error_t *err)
 {
+    char field[160];
     switch (t) {
     case WM_REC_PROFILE_INCREMENT:
-        if (v->type != WM_JSON_NUMBER)
-            return rec_fail(err, WM_REC_ERR_INVALID_TYPE, field,
+        if (c->type != WM_JSON_NUMBER)
+            return rec_fail(err, WM_REC_ERR_INVALID_TYPE, PROP_PATH(c),
                             "profile_increment value %s must be a number, not %s", field,
-                            wm_json_type_name(v->type));
+                            wm_json_type_name(c->type));
         return 0;
     case WM_REC_PROFILE_APPEND:
-        if (v->type != WM_JSON_ARRAY)
-            return rec_fail(err, WM_REC_ERR_INVALID_TYPE, field,
+        if (c->type != WM_JSON_ARRAY)
+            return rec_fail(err, WM_REC_ERR_INVALID_TYPE, PROP_PATH(c),
                             "profile_append value %s must be a list of strings, not %s", field,
-                            wm_json_type_name(v->type));
-        return check_list(v, field, err);
+                            wm_json_type_name(c->type));
+        return check_list(c, err);
     case WM_REC_PROFILE_UNSET:
-        if (v->type != WM_JSON_TRUE)
-            return rec_fail(err, WM_REC_ERR_INVALID_VALUE, field,
+        if (c->type != WM_JSON_TRUE)
+            return rec_fail(err, WM_REC_ERR_INVALID_VALUE, PROP_PATH(c),
                             "profile_unset value %s must be true", field);
         return 0;
     default:
         break;
     }
-    switch (v->type) {
-    case WM_JSON_STRING: return check_string_value(v, field, err);
-    case WM_JSON_ARRAY: return check_list(v, field, err);
+    switch (c->type) {
+    case WM_JSON_STRING: return check_string_value(c, c, err);
+    case WM_JSON_ARRAY: return check_list(c, err);
     case WM_JSON_OBJECT:
-        return rec_fail(err, WM_REC_ERR_INVALID_TYPE, field,
+        return rec_fail(err, WM_REC_ERR_INVALID_TYPE, PROP_PATH(c),
                         "%s is an object; property values must be number, bool, string, "
                         "list of strings or null",
                         field);
@@ -470,6 +485,10 @@ static int scan_properties(wm_rec_type_t t, const wm_json_t *props, props_scan_t
     for (const wm_json_t *c = props->u.child; c; c = c->next) {
         if (scan_preset(c, ps))
             continue;
+        /* server SDKs put $is_login_id into profile_increment/append/unset
+         * properties too; it is an envelope flag, checked below as a bool */
+        if (c == ps->is_login)
+            continue;
         if (!wm_name_valid_n(c->key, c->key_len))
             return rec_fail(err, WM_REC_ERR_INVALID_NAME,
                             path2(field, sizeof field, "properties", c->key, c->key_len),
@@ -480,7 +499,7 @@ static int scan_properties(wm_rec_type_t t, const wm_json_t *props, props_scan_t
             return rec_fail(err, WM_REC_ERR_RESERVED_NAME,
                             path2(field, sizeof field, "properties", c->key, c->key_len),
                             "property name '%s' is reserved", c->key);
-        if (check_value(t, c, path2(field, sizeof field, "properties", c->key, c->key_len), err))
+        if (check_value(t, c, err))
             return WM_EINVAL;
     }
     if (ps->is_login && ps->is_login->type != WM_JSON_TRUE && ps->is_login->type != WM_JSON_FALSE)
@@ -826,7 +845,9 @@ int wm_record_from_json(wm_arena_t *a, const wm_json_t *obj, const wm_rec_ctx_t 
     memset(out, 0, sizeof *out);
     if (err)
         err->code = NULL;
-    return from_json(a, obj, ctx ? ctx : &no_ctx, out, err);
+    int rc = from_json(a, obj, ctx ? ctx : &no_ctx, out, err);
+    out->src = obj; /* kept even on failure: dead letters store the original */
+    return rc;
 }
 
 /* ---- stored form ---- */

@@ -105,27 +105,29 @@ const wm_param_t *wm_params_get(const wm_params_t *p, const char *name)
 #define B64_PAD 65
 #define B64_BAD 66
 
-static unsigned char b64_table[256];
-static int b64_ready;
-
-static void b64_init(void)
-{
-    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    memset(b64_table, B64_BAD, sizeof b64_table);
-    for (int i = 0; i < 64; i++)
-        b64_table[(unsigned char)alpha[i]] = (unsigned char)i;
-    b64_table['-'] = 62; /* URL-safe alphabet */
-    b64_table['_'] = 63;
-    b64_table[' '] = 62; /* an unescaped '+' that a form decoder turned into ' ' */
-    b64_table['\r'] = b64_table['\n'] = b64_table['\t'] = B64_SKIP;
-    b64_table['='] = B64_PAD;
-    b64_ready = 1;
-}
+/* generated: standard alphabet, plus '-' '_' (URL-safe) and ' ' (an
+ * unescaped '+' that a form decoder turned into a space) */
+static const unsigned char b64_table[256] = {
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 64, 64, 66, 66, 64, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    62, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 62, 66, 62, 66, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 66, 66, 66, 65, 66, 66,
+    66, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 66, 66, 66, 66, 63,
+    66, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+};
 
 int wm_base64_decode(wm_arena_t *a, const char *s, size_t n, unsigned char **out, size_t *out_len)
 {
-    if (!b64_ready)
-        b64_init(); /* idempotent */
     unsigned char *d = wm_arena_alloc(a, n / 4 * 3 + 4);
     if (!d)
         return WM_ENOMEM;

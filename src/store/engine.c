@@ -910,6 +910,7 @@ int wm_engine_deadletter_json(wm_engine_t *e, const char *project, uint32_t limi
 
 typedef struct replay_ctx {
     wm_engine_t *e;
+    const char *project;
     wm_submit_result_t *total;
     int err;
 } replay_ctx_t;
@@ -921,7 +922,7 @@ static int replay_one(void *arg, int64_t id, const char *raw, size_t len)
     wm_arena_init(&a, 16 * 1024);
     wm_batch_t b;
     char msg[256];
-    wm_rec_ctx_t ctx = {.receive_time_ms = 0};
+    wm_rec_ctx_t ctx = {.project = rc->project};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ctx.receive_time_ms = ctx.now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -950,7 +951,7 @@ int wm_engine_deadletter_replay(wm_engine_t *e, const char *project, int64_t id,
                                 wm_submit_result_t *res)
 {
     memset(res, 0, sizeof *res);
-    replay_ctx_t rc = {.e = e, .total = res};
+    replay_ctx_t rc = {.e = e, .project = project, .total = res};
     int r = wm__catalog_deadletter_each(e->catalog, project, id, replay_one, &rc);
     return r ? r : rc.err;
 }

@@ -265,6 +265,7 @@ static void test_invalid(void **state)
         {"{\"type\":\"track\",\"event\":\"A\",\"distinct_id\":\"d\",\"time\":\"1700000000000\"}", "invalid_type", "time"},
         {"{\"type\":\"track\",\"event\":\"A\",\"distinct_id\":\"d\",\"time\":17000000}", "invalid_value", "time"},
         {"{\"type\":\"track\",\"event\":\"A\",\"distinct_id\":\"d\",\"properties\":{\"$time\":\"2023-02-30 00:00:00\"}}", "invalid_value", "properties.$time"},
+        {"{\"type\":\"track\",\"event\":\"A\",\"distinct_id\":\"d\",\"properties\":{\"$time\":\"6982-03-28 10:20:18\"}}", "invalid_value", "properties.$time"},
         {"{\"type\":\"track\",\"event\":\"A\",\"distinct_id\":\"d\",\"project\":\"bad-proj\"}", "invalid_name", "project"},
         {"{\"type\":\"track\",\"event\":\"A\",\"distinct_id\":\"d\",\"_track_id\":\"x\"}", "invalid_type", "_track_id"},
         {"{\"type\":\"track\",\"event\":\"A\",\"distinct_id\":\"d\",\"lib\":\"js\"}", "invalid_type", "lib"},
