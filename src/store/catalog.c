@@ -20,6 +20,7 @@
 struct wm_catalog {
     sqlite3 *db;
     pthread_mutex_t mu;
+    pthread_rwlock_t schema_lock;   /* the schema map: read-mostly */
     wm_strmap_t schema;     /* "project\x1fns\x1fname" -> wm_prop_type_t */
     wm_strmap_t tokens;     /* project -> 1 + index into token_strs, or 0 = any */
     char **token_strs;
@@ -70,8 +71,16 @@ void wm__sha256_hex(const char *s, size_t n, char hex[65])
 static size_t schema_key(char *dst, size_t cap, const char *project, const char *ns,
                          const char *name)
 {
-    int n = snprintf(dst, cap, "%s\x1f%s\x1f%s", project, ns, name);
-    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+    size_t a = strlen(project), b = strlen(ns), c = strlen(name);
+    if (a + b + c + 3 > cap)
+        return 0;
+    memcpy(dst, project, a);
+    dst[a] = '\x1f';
+    memcpy(dst + a + 1, ns, b);
+    dst[a + 1 + b] = '\x1f';
+    memcpy(dst + a + 2 + b, name, c);
+    dst[a + b + c + 2] = '\0';
+    return a + b + c + 2;
 }
 
 static int load_tokens(wm_catalog_t *c)
@@ -130,6 +139,7 @@ int wm__catalog_open(const char *path, wm_catalog_t **out)
     if (!c)
         return WM_ENOMEM;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_rwlock_init(&c->schema_lock, NULL);
     wm_strmap_init(&c->schema);
     wm_strmap_init(&c->tokens);
     int rc = WM_EIO;
@@ -167,6 +177,7 @@ void wm__catalog_close(wm_catalog_t *c)
         wm_free(c->token_strs[i]);
     wm_free(c->token_strs);
     pthread_mutex_destroy(&c->mu);
+    pthread_rwlock_destroy(&c->schema_lock);
     wm_free(c);
 }
 
@@ -405,6 +416,26 @@ static int schema_register(wm_catalog_t *c, const char *project, const char *ns,
     return wm_strmap_put(&c->schema, key, kl, t);
 }
 
+/* Checks one property against the map; returns 1 when it is not registered
+ * yet, 0 when compatible, WM_ETYPE (err filled) on a mismatch. */
+static int schema_probe(wm_catalog_t *c, const wm_record_t *rec, const char *ns,
+                        const wm_json_t *p, wm_prop_type_t seen, const char *key, size_t kl,
+                        wm_rec_error_t *err)
+{
+    uint64_t reg;
+    if (!wm_strmap_get(&c->schema, key, kl, &reg))
+        return 1;
+    if (types_compatible((wm_prop_type_t)reg, seen))
+        return 0;
+    err->code = "type_mismatch";
+    snprintf(err->field, sizeof err->field, "properties.%s", p->key);
+    snprintf(err->msg, sizeof err->msg,
+             "property '%s' is registered as %s in project '%s' (%s), but this record has a %s",
+             p->key, wm__prop_type_name((wm_prop_type_t)reg), rec->project, ns,
+             wm__prop_type_name(seen));
+    return WM_ETYPE;
+}
+
 int wm__catalog_schema_check(wm_catalog_t *c, const wm_record_t *rec, bool dry_run,
                              wm_rec_error_t *err)
 {
@@ -414,32 +445,40 @@ int wm__catalog_schema_check(wm_catalog_t *c, const wm_record_t *rec, bool dry_r
     char nsbuf[160];
     const char *ns = record_ns(rec, nsbuf, sizeof nsbuf);
     int rc = 0;
+    bool unseen = false;
+    /* common case: every property known -> shared lock only */
+    pthread_rwlock_rdlock(&c->schema_lock);
+    for (const wm_json_t *p = rec->properties->u.child; p && rc <= 0; p = p->next) {
+        wm_prop_type_t seen = value_type(p);
+        char key[512];
+        size_t kl = seen == WM_PT_NONE ? 0 : schema_key(key, sizeof key, rec->project, ns, p->key);
+        if (!kl)
+            continue;
+        int r = schema_probe(c, rec, ns, p, seen, key, kl, err);
+        if (r == 1)
+            unseen = true;
+        else if (r)
+            rc = r;
+    }
+    pthread_rwlock_unlock(&c->schema_lock);
+    if (rc || !unseen || dry_run)
+        return rc;
+    pthread_rwlock_wrlock(&c->schema_lock);
     pthread_mutex_lock(&c->mu);
     for (const wm_json_t *p = rec->properties->u.child; p && !rc; p = p->next) {
         wm_prop_type_t seen = value_type(p);
-        if (seen == WM_PT_NONE)
-            continue;
         char key[512];
-        size_t kl = schema_key(key, sizeof key, rec->project, ns, p->key);
+        size_t kl = seen == WM_PT_NONE ? 0 : schema_key(key, sizeof key, rec->project, ns, p->key);
         if (!kl)
             continue;
-        uint64_t reg;
-        if (wm_strmap_get(&c->schema, key, kl, &reg)) {
-            if (!types_compatible((wm_prop_type_t)reg, seen)) {
-                err->code = "type_mismatch";
-                snprintf(err->field, sizeof err->field, "properties.%s", p->key);
-                snprintf(err->msg, sizeof err->msg,
-                         "property '%s' is registered as %s in project '%s' (%s), but this record "
-                         "has a %s",
-                         p->key, wm__prop_type_name((wm_prop_type_t)reg), rec->project, ns,
-                         wm__prop_type_name(seen));
-                rc = WM_ETYPE;
-            }
-        } else if (!dry_run) {
+        int r = schema_probe(c, rec, ns, p, seen, key, kl, err);
+        if (r == 1)
             rc = schema_register(c, rec->project, ns, p->key, seen, key, kl);
-        }
+        else
+            rc = r;
     }
     pthread_mutex_unlock(&c->mu);
+    pthread_rwlock_unlock(&c->schema_lock);
     return rc;
 }
 

@@ -150,21 +150,30 @@ static void dedup_remove_locked(wm_engine_t *e, uint64_t h)
 /* A client retry repeats the same record: Segment messageId / native event_id,
  * or the Sensors SDKs' random _track_id with the same distinct id, event and
  * time. Records without either carry no identity of their own: no dedup. */
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    h = wm_hash64(s ? s : "", n, h);
+    return wm_hash64(&n, sizeof n, h);
+}
+
 static uint64_t dedup_key(const wm_record_t *r)
 {
-    char buf[1200];
-    int n;
-    if (r->message_id)
-        n = snprintf(buf, sizeof buf, "m\x1f%s\x1f%s", r->project, r->message_id);
-    else if (r->has_track_id)
-        n = snprintf(buf, sizeof buf, "t\x1f%s\x1f%d\x1f%s\x1f%s\x1f%lld\x1f%lld", r->project,
-                     (int)r->type, r->distinct_id ? r->distinct_id : "",
-                     r->event ? r->event : "", (long long)r->track_id, (long long)r->time_ms);
-    else
+    uint64_t h = 0x77617976;
+    if (r->message_id) {
+        h = hash_str(h, "m");
+        h = hash_str(h, r->project);
+        h = hash_str(h, r->message_id);
+    } else if (r->has_track_id) {
+        int64_t nums[3] = {r->type, r->track_id, r->time_ms};
+        h = hash_str(h, "t");
+        h = hash_str(h, r->project);
+        h = hash_str(h, r->distinct_id);
+        h = hash_str(h, r->event);
+        h = wm_hash64(nums, sizeof nums, h);
+    } else {
         return 0;
-    if (n <= 0 || (size_t)n >= sizeof buf)
-        return 0;
-    uint64_t h = wm_hash64(buf, (size_t)n, 0x77617976);
+    }
     return h > DEDUP_TOMBSTONE ? h : h + 2;
 }
 
@@ -525,8 +534,28 @@ static int route_merge(route_state_t *rs, const wm_record_t *r, const wm_id_merg
     return job_add(&rs->jobs[user_part(e, m->into_user)], p, len);
 }
 
+/* Serialises a record into a log payload with a placeholder header; the
+ * header is completed under the route lock once the user is known. Done
+ * outside the lock so that concurrent submitters serialise in parallel. */
+static int prebuild_payload(const wm_record_t *r, uint64_t dedup, wm_buf_t *scratch,
+                            unsigned char **out, uint32_t *len)
+{
+    wm_payload_hdr_t h = {
+        .kind = WM_PAYLOAD_RECORD,
+        .rec_type = (uint8_t)r->type,
+        .time_ms = r->time_ms,
+        .dedup = dedup,
+    };
+    wm_buf_reset(scratch);
+    wm_record_to_json(r, scratch);
+    if (scratch->err)
+        return scratch->err;
+    *out = build_payload(&h, scratch->data, scratch->len, len);
+    return *out ? 0 : WM_ENOMEM;
+}
+
 static int route_record(route_state_t *rs, const wm_record_t *r, const wm_id_result_t *idr,
-                        uint64_t dedup)
+                        unsigned char *payload, uint32_t len)
 {
     wm_engine_t *e = rs->e;
     for (uint32_t m = 0; m < idr->n_merges; m++) {
@@ -534,27 +563,11 @@ static int route_record(route_state_t *rs, const wm_record_t *r, const wm_id_res
         if (rc)
             return rc;
     }
-    wm_payload_hdr_t h = {
-        .kind = WM_PAYLOAD_RECORD,
-        .rec_type = (uint8_t)r->type,
-        .flags = idr->created ? WM_PFLAG_USER_CREATED : 0,
-        .user_id = idr->user_id,
-        .time_ms = r->time_ms,
-        .dedup = dedup,
-    };
-    wm_buf_reset(&rs->json);
-    wm_record_to_json(r, &rs->json);
-    if (rs->json.err)
-        return rs->json.err;
-    uint32_t len;
-    unsigned char *p = build_payload(&h, rs->json.data, rs->json.len, &len);
-    if (!p)
-        return WM_ENOMEM;
+    wm_payload_hdr_t *h = (wm_payload_hdr_t *)(void *)payload;
+    h->flags = idr->created ? WM_PFLAG_USER_CREATED : 0;
+    h->user_id = idr->user_id;
     uint32_t part = is_item(r) ? item_part(e, r) : user_part(e, idr->user_id);
-    int rc = job_add(&rs->jobs[part], p, len);
-    if (rc)
-        wm_free(p);
-    return rc;
+    return job_add(&rs->jobs[part], payload, len);
 }
 
 static bool queues_have_room(wm_engine_t *e, uint32_t n)
@@ -573,11 +586,17 @@ static bool queues_have_room(wm_engine_t *e, uint32_t n)
 static int route_and_enqueue(wm_engine_t *e, wm_batch_t *b, const bool *dup, const uint64_t *keys,
                              wm_waiter_t *w, wm_submit_result_t *res, const wm_submit_opts_t *o)
 {
-    wm_id_result_t *idr = wm_calloc(b->n ? b->n : 1, sizeof *idr);
+    uint32_t n = b->n ? b->n : 1;
+    wm_id_result_t *idr = wm_calloc(n, sizeof *idr);
     job_builder_t *jobs = wm_calloc(e->n_parts, sizeof *jobs);
+    unsigned char **payloads = wm_calloc(n, sizeof *payloads);
+    uint32_t *lens = wm_calloc(n, sizeof *lens);
     route_state_t rs = {.e = e, .jobs = jobs};
     wm_buf_init(&rs.json, WM_RECORD_BYTES_MAX * 2);
-    int rc = idr && jobs ? 0 : WM_ENOMEM;
+    int rc = idr && jobs && payloads && lens ? 0 : WM_ENOMEM;
+    for (uint32_t i = 0; i < b->n && !rc; i++)
+        if (!dup[i] && !b->errors[i].code)
+            rc = prebuild_payload(&b->records[i], keys[i], &rs.json, &payloads[i], &lens[i]);
     if (o && o->order_cb)
         o->order_cb(o->order_ctx, 0);
     pthread_mutex_lock(&e->route_mu);
@@ -596,8 +615,9 @@ static int route_and_enqueue(wm_engine_t *e, wm_batch_t *b, const bool *dup, con
     for (uint32_t i = 0; i < b->n && !rc; i++) {
         if (dup[i] || b->errors[i].code)
             continue;
-        if ((rc = route_record(&rs, &b->records[i], &idr[i], keys[i])))
+        if ((rc = route_record(&rs, &b->records[i], &idr[i], payloads[i], lens[i])))
             break;
+        payloads[i] = NULL; /* owned by the job now */
         res->accepted++;
     }
     if (!rc) {
@@ -615,6 +635,10 @@ static int route_and_enqueue(wm_engine_t *e, wm_batch_t *b, const bool *dup, con
         o->order_cb(o->order_ctx, 1);
     for (uint32_t i = 0; jobs && i < e->n_parts; i++)
         wm__job_free(jobs[i].job);
+    for (uint32_t i = 0; payloads && i < b->n; i++)
+        wm_free(payloads[i]);
+    wm_free(payloads);
+    wm_free(lens);
     wm_free(jobs);
     wm_free(idr);
     wm_buf_release(&rs.json);

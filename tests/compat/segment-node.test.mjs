@@ -30,7 +30,7 @@ after(async () => {
   if (server) await server.stop();
 });
 
-test('@segment/analytics-node: identify, track, page, alias read back', async (t) => {
+test('@segment/analytics-node: identify, track, page, alias read back', { timeout: 120000 }, async (t) => {
   const errors = [];
   const analytics = new Analytics({
     writeKey: 'compat-write-key',

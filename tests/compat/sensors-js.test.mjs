@@ -102,7 +102,7 @@ async function runPage(mode) {
 }
 
 for (const mode of MODES) {
-  test(`sa-sdk-javascript send mode ${mode.name}: pageview, track, login read back`, async (t) => {
+  test(`sa-sdk-javascript send mode ${mode.name}: pageview, track, login read back`, { timeout: 120000 }, async (t) => {
     const run = await runPage(mode);
     t.after(() => run.context.close());
     assert.ok(run.anonymousId && run.anonymousId !== mode.login, `cookie id before login: ${run.anonymousId}`);

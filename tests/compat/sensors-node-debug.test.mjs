@@ -51,7 +51,7 @@ async function assertNotStored(distinctId) {
   assert.deepEqual(stored, [], `${distinctId} must have no events`);
 }
 
-test('sa-sdk-node debug modes against /debug', async (t) => {
+test('sa-sdk-node debug modes against /debug', { timeout: 120000 }, async (t) => {
   await t.test('dryRun: a valid record is accepted', async () => {
     const r = await sendDebug('dryRun', (sa) => sa.track('dbg-dry-1', 'DebugCheck', { fund_code: '000001' }));
     assert.deepEqual(r, { ok: true });

@@ -22,6 +22,7 @@ const LOGIN = 'u-node-1001';
 const T0 = Date.now() - 60000;
 
 let server;
+let sa;
 const sdkErrors = [];
 let batchesAcked = 0;
 
@@ -30,11 +31,13 @@ before(async () => {
 });
 
 after(async () => {
+  // Completing the source stops the SDK's batching timer, which would keep the process alive.
+  if (sa) sa.onCompleted();
   if (server) await server.stop();
 });
 
 function sendScenario() {
-  const sa = new SensorsAnalytics();
+  sa = new SensorsAnalytics();
   const submitter = sa.submitTo(
     { url: `${server.base}/sa?project=default`, gzip: true, timeout: 5000 },
     { count: 4, timeSpan: 200 },
@@ -59,7 +62,7 @@ function noSdkErrors() {
   assert.deepEqual(sdkErrors, [], `the SDK reported errors from the server: ${sdkErrors.join(' | ')}`);
 }
 
-test('sa-sdk-node batch mode: events, signup and profile ops arrive and read back', async (t) => {
+test('sa-sdk-node batch mode: events, signup and profile ops arrive and read back', { timeout: 120000 }, async (t) => {
   sendScenario();
 
   await t.test('events of the login user, newest first, with their properties', async () => {
