@@ -64,6 +64,10 @@ function startPageServer() {
       res.writeHead(200, { 'Content-Type': 'application/javascript' });
       return res.end(SDK_SOURCE);
     }
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(204);
+      return res.end();
+    }
     const mode = MODES.find((m) => url.pathname === `/fund/${m.name}.html`);
     if (!mode) {
       res.writeHead(404);
@@ -91,7 +95,7 @@ async function runPage(mode) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()} (${m.location()?.url ?? ''})`); });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   page.on('requestfailed', (r) => problems.push(`requestfailed: ${r.method()} ${r.url().slice(0, 120)} ${r.failure()?.errorText}`));
   const pageUrl = `http://127.0.0.1:${pages.address().port}/fund/${mode.name}.html?utm_source=compat`;
