@@ -1,10 +1,13 @@
 // @segment/analytics-node against /v1/batch: identify (traits -> profile), track
-// (properties verbatim, Segment-style event names with spaces), page (-> $pageview) and
+// (properties verbatim; Segment-style event names with spaces are rewritten to valid
+// names, "Order Completed" -> "Order_Completed"), page (-> $pageview with $url) and
 // alias (previousId joins userId's user), all delivered by closeAndFlush().
 //
-// Mapping assumed by these checks: userId is the login id and is also the distinct_id
-// used for read-back; anonymousId is an anonymous id of the same user once a message
-// carries both, or once an alias links them.
+// Mapping checked here is the one in docs/ingest-mapping.md: userId is the login id
+// and the distinct_id used for read-back; anonymousId joins the same user once a
+// message carries both, or once an alias links them. Event times are the client
+// timestamps corrected for clock skew as Segment does (receivedAt - (sentAt -
+// timestamp)), so they are compared by order and closeness, not to the millisecond.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,9 +21,16 @@ const USER = 'seg-user-42';
 const ANON_IDENTIFY = 'seg-anon-identify-1';
 const ANON_ALIAS = 'seg-anon-alias-2';
 const T0 = Date.now() - 60000;
+// Skew correction moves a timestamp by the transit time of its batch; anything near
+// this bound would mean the client timestamp was ignored (T0 is a minute in the past).
+const SKEW_BOUND_MS = 30000;
 const PAGE_URL = 'https://bank.example.cn/funds/000001?utm_source=compat';
 
 let server;
+
+function assertNear(actual, expected, what) {
+  assert.ok(Math.abs(actual - expected) < SKEW_BOUND_MS, `${what}: ${actual} is not the client timestamp ${expected}`);
+}
 
 before(async () => {
   server = await startWaymark();
@@ -65,17 +75,18 @@ test('@segment/analytics-node: identify, track, page, alias read back', { timeou
 
   await t.test('track events with properties, newest first', async () => {
     const r = await waitForEvents(server, USER, 'distinct_id',
-      (evs) => ['ViewFund', 'Order Completed', '$pageview'].every((n) => eventsNamed(evs, n).length > 0),
-      'ViewFund, Order Completed and $pageview for the user');
+      (evs) => ['ViewFund', 'Order_Completed', '$pageview'].every((n) => eventsNamed(evs, n).length > 0),
+      'ViewFund, Order_Completed and $pageview for the user');
     const evs = r.body.events;
     assert.ok(newestFirst(evs), `events not newest first: ${evs.map((e) => `${e.event}@${e.time}`).join(', ')}`);
     const [view] = eventsNamed(evs, 'ViewFund');
-    assert.equal(view.time, T0 + 2000);
+    assertNear(view.time, T0 + 2000, 'ViewFund time');
     assert.equal(view.properties.fund_code, '000001');
     assert.equal(view.properties.amount, 12.5);
     assert.deepEqual(view.properties.tags, ['money', 'low-risk']);
-    const [order] = eventsNamed(evs, 'Order Completed');
-    assert.equal(order.time, T0 + 4000);
+    const [order] = eventsNamed(evs, 'Order_Completed');
+    assertNear(order.time, T0 + 4000, 'Order Completed time');
+    assert.ok(order.time > view.time, 'Order Completed is newer than ViewFund');
     assert.equal(order.properties.revenue, 99.5);
     assert.equal(order.properties.order_id, 'o-1001');
   });
@@ -84,9 +95,10 @@ test('@segment/analytics-node: identify, track, page, alias read back', { timeou
     const r = await waitForEvents(server, USER, 'distinct_id', (evs) => eventsNamed(evs, '$pageview').length > 0,
       '$pageview for the user');
     const [pv] = eventsNamed(r.body.events, '$pageview');
-    assert.equal(pv.time, T0 + 3000);
+    assertNear(pv.time, T0 + 3000, '$pageview time');
     const url = pv.properties.$url ?? pv.properties.url;
     assert.equal(url, PAGE_URL, `page url not found in ${JSON.stringify(pv.properties)}`);
+    assert.equal(pv.properties.$title, 'Fund 000001');
   });
 
   await t.test('identify traits land in the profile', async () => {

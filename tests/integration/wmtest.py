@@ -90,9 +90,9 @@ class Server:
             time.sleep(0.02)
         raise RuntimeError("server not ready: " + self.read_log())
 
-    def read_log(self):
+    def read_log(self, tail=3000):
         with open(os.path.join(self.data, "server.log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")[-3000:]
+            return f.read().decode("utf-8", "replace")[-tail:] if tail else f.read().decode("utf-8", "replace")
 
     def kill9(self):
         if self.proc and self.proc.poll() is None:
@@ -113,6 +113,10 @@ class Server:
 
     def cleanup(self):
         self.stop()
+        # a sanitizer build reports memory errors and leaks in the server log
+        log = self.read_log(0) if os.path.exists(os.path.join(self.data, "server.log")) else ""
+        bad = [m for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:") if m in log]
+        check(not bad, "server log free of sanitizer reports", log[-2000:] if bad else "")
         if self.own_dir:
             shutil.rmtree(self.data, ignore_errors=True)
 

@@ -754,12 +754,13 @@ static void test_injected_fsync_error_is_sticky(void **state)
     wm_log_close(log);
 }
 
-/* A fault while sealing a segment on roll (fdatasync of the full segment)
- * fails the append that triggered the roll. */
+/* A fault while sealing a segment on roll (fdatasync of the full segment,
+ * in the modes that promise durability) fails the append that triggered
+ * the roll. */
 static void test_fsync_error_on_roll(void **state)
 {
     fixture_t *fx = *state;
-    wm_log_t *log = open_log(fx->dir, WM_FSYNC_NEVER, 4096);
+    wm_log_t *log = open_log(fx->dir, WM_FSYNC_INTERVAL, 4096);
     append_n(log, 5, NULL);
     sync_ok(log);
     wm__log_inject_error(log, WM__LOG_OP_FSYNC, EIO);
@@ -777,6 +778,27 @@ static void test_fsync_error_on_roll(void **state)
     wm_log_stats_t st;
     wm_log_stats(log, &st);
     assert_int_equal(st.segments, 1);
+    wm_log_close(log);
+}
+
+/* In NEVER mode a roll starts writeback but does not wait for it: a bulk
+ * import must not stall on a 64 MiB flush. The data stays readable and
+ * survives a reopen (the process, not the machine, restarted). */
+static void test_never_mode_roll_does_not_fsync(void **state)
+{
+    fixture_t *fx = *state;
+    wm_log_t *log = open_log(fx->dir, WM_FSYNC_NEVER, 4096);
+    uint8_t b[300];
+    for (uint64_t i = 1; i <= 200; i++)
+        assert_int_equal(wm_log_append(log, b, payload_for(i, b), NULL), 0);
+    sync_ok(log);
+    wm_log_stats_t st;
+    wm_log_stats(log, &st);
+    assert_true(st.segments > 3);
+    assert_int_equal(st.syncs, 0);
+    wm_log_close(log);
+    log = open_log(fx->dir, WM_FSYNC_NEVER, 4096);
+    assert_int_equal(wm_log_last_seq(log), 200);
     wm_log_close(log);
 }
 
@@ -900,6 +922,7 @@ int main(void)
         T(test_injected_write_error_is_sticky),
         T(test_injected_fsync_error_is_sticky),
         T(test_fsync_error_on_roll),
+        T(test_never_mode_roll_does_not_fsync),
         T(test_real_short_write_then_efbig),
         T(test_concurrent_tailing_reader),
     };
