@@ -34,7 +34,8 @@ typedef struct wm_json wm_json_t;
 struct wm_json {
     wm_json_type_t type;
     bool is_int;            /* NUMBER: the literal was an integer fitting int64 */
-    uint32_t len;           /* STRING: byte length; ARRAY/OBJECT: child count */
+    uint32_t len;           /* STRING: byte length; ARRAY/OBJECT: child count;
+                             * NUMBER with lit: the literal's length */
     const char *key;        /* member name when the parent is an OBJECT, else NULL */
     uint32_t key_len;
     wm_json_t *next;        /* next sibling (array element or object member) */
@@ -43,7 +44,14 @@ struct wm_json {
         const char *str;    /* STRING: NUL-terminated, may contain "\u0000" as 0 bytes */
         wm_json_t *child;   /* ARRAY/OBJECT: first child */
     } u;
-    int64_t i64;            /* NUMBER with is_int */
+    union {
+        int64_t i64;        /* NUMBER with is_int */
+        const char *lit;    /* NUMBER without is_int, when parsed: the literal in the
+                             * input text (len bytes), so the writer can copy it
+                             * instead of re-formatting the double. Points into the
+                             * text given to wm_json_parse: a tree that is written
+                             * must not outlive that text. NULL for built nodes. */
+    };
 };
 
 typedef struct wm_json_error {

@@ -414,6 +414,9 @@ static int parse_number(parser_t *ps, wm_json_t *v)
     ps->p = n.end;
     if (n.is_int && number_int(&n, v))
         return 0;
+    v->is_int = false;
+    v->lit = n.start;
+    v->len = (uint32_t)(n.end - n.start);
     if (number_fast_float(&n, &v->u.num))
         return 0;
     return number_strtod(ps, &n, &v->u.num);
@@ -584,6 +587,8 @@ void wm_json_write(wm_buf_t *b, const wm_json_t *v)
     case WM_JSON_NUMBER:
         if (v->is_int)
             wm_buf_put_i64(b, v->i64);
+        else if (v->lit && v->len)
+            wm_buf_append(b, v->lit, v->len);   /* already valid JSON */
         else
             write_double(b, v->u.num);
         return;
