@@ -9,6 +9,7 @@
 
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "waymark/strmap.h"
 
 struct wm_catalog {
+    uint64_t id;                    /* distinguishes catalogs in the shape cache */
     sqlite3 *db;
     pthread_mutex_t mu;
     pthread_rwlock_t schema_lock;   /* the schema map: read-mostly */
@@ -138,6 +140,8 @@ int wm__catalog_open(const char *path, wm_catalog_t **out)
     wm_catalog_t *c = wm_calloc(1, sizeof *c);
     if (!c)
         return WM_ENOMEM;
+    static _Atomic uint64_t next_id = 1;
+    c->id = atomic_fetch_add(&next_id, 1);
     pthread_mutex_init(&c->mu, NULL);
     pthread_rwlock_init(&c->schema_lock, NULL);
     wm_strmap_init(&c->schema);
@@ -416,6 +420,9 @@ static int schema_register(wm_catalog_t *c, const char *project, const char *ns,
     return wm_strmap_put(&c->schema, key, kl, t);
 }
 
+static int schema_check_slow(wm_catalog_t *c, const wm_record_t *rec, const char *ns, bool dry_run,
+                             wm_rec_error_t *err);
+
 /* Checks one property against the map; returns 1 when it is not registered
  * yet, 0 when compatible, WM_ETYPE (err filled) on a mismatch. */
 static int schema_probe(wm_catalog_t *c, const wm_record_t *rec, const char *ns,
@@ -436,6 +443,29 @@ static int schema_probe(wm_catalog_t *c, const wm_record_t *rec, const char *ns,
     return WM_ETYPE;
 }
 
+/*
+ * Shape cache: a record's shape is its project, namespace and the list of
+ * (property name, value type). Registered types never change, so a shape
+ * that passed once passes forever; most records repeat a few shapes, and a
+ * hit skips the per-property lookups and the lock. Per thread, direct
+ * mapped, keyed by a 64-bit hash that includes the catalog's id.
+ */
+#define SHAPE_CACHE_SLOTS 4096
+static _Thread_local uint64_t shape_cache[SHAPE_CACHE_SLOTS];
+
+static uint64_t record_shape(const wm_catalog_t *c, const wm_record_t *rec, const char *ns)
+{
+    uint64_t h = wm_hash64(&c->id, sizeof c->id, 0x5348415045ull);
+    h = wm_hash64(rec->project, strlen(rec->project), h);
+    h = wm_hash64(ns, strlen(ns) + 1, h);
+    for (const wm_json_t *p = rec->properties->u.child; p; p = p->next) {
+        unsigned char t = (unsigned char)value_type(p);
+        h = wm_hash64(p->key, p->key_len, h);
+        h = wm_hash64(&t, 1, h);
+    }
+    return h | 1; /* 0 marks an empty slot */
+}
+
 int wm__catalog_schema_check(wm_catalog_t *c, const wm_record_t *rec, bool dry_run,
                              wm_rec_error_t *err)
 {
@@ -444,6 +474,19 @@ int wm__catalog_schema_check(wm_catalog_t *c, const wm_record_t *rec, bool dry_r
         return 0;
     char nsbuf[160];
     const char *ns = record_ns(rec, nsbuf, sizeof nsbuf);
+    uint64_t shape = record_shape(c, rec, ns);
+    uint64_t *slot = &shape_cache[shape % SHAPE_CACHE_SLOTS];
+    if (*slot == shape)
+        return 0;
+    int rc = schema_check_slow(c, rec, ns, dry_run, err);
+    if (rc == 0 && !dry_run)
+        *slot = shape;
+    return rc;
+}
+
+static int schema_check_slow(wm_catalog_t *c, const wm_record_t *rec, const char *ns, bool dry_run,
+                             wm_rec_error_t *err)
+{
     int rc = 0;
     bool unseen = false;
     /* common case: every property known -> shared lock only */
