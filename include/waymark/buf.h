@@ -25,9 +25,33 @@ void wm_buf_init(wm_buf_t *b, size_t max_bytes);
 void wm_buf_release(wm_buf_t *b);
 void wm_buf_reset(wm_buf_t *b);           /* len = 0, err = 0, keeps memory */
 int wm_buf_reserve(wm_buf_t *b, size_t extra);
-void wm_buf_append(wm_buf_t *b, const void *p, size_t n);
+void wm__buf_append_slow(wm_buf_t *b, const void *p, size_t n);
+void wm__buf_putc_slow(wm_buf_t *b, char c);
+
+/* Appends n bytes. Inline fast path: serialisation appends many short
+ * pieces, and a call plus a capacity check per piece showed in profiles. */
+static inline void wm_buf_append(wm_buf_t *b, const void *p, size_t n)
+{
+    if (b->len + n < b->cap && !b->err) {
+        __builtin_memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    wm__buf_append_slow(b, p, n);
+}
+
+static inline void wm_buf_putc(wm_buf_t *b, char c)
+{
+    if (b->len + 1 < b->cap && !b->err) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return;
+    }
+    wm__buf_putc_slow(b, c);
+}
+
 void wm_buf_puts(wm_buf_t *b, const char *s);
-void wm_buf_putc(wm_buf_t *b, char c);
 void wm_buf_printf(wm_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wm_buf_vprintf(wm_buf_t *b, const char *fmt, va_list ap);
 void wm_buf_put_i64(wm_buf_t *b, int64_t v);

@@ -46,6 +46,10 @@ int wm_buf_reserve(wm_buf_t *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2; /* max_bytes near SIZE_MAX must not loop */
+    /* never beyond max_bytes + NUL: the inline fast paths in buf.h rely on
+     * "fits in cap" implying "within max_bytes" */
+    if (b->max_bytes < SIZE_MAX && cap > b->max_bytes + 1)
+        cap = b->max_bytes + 1;
     char *d = wm_realloc(b->data, cap);
     if (!d)
         return b->err = WM_ENOMEM;
@@ -55,7 +59,7 @@ int wm_buf_reserve(wm_buf_t *b, size_t extra)
     return 0;
 }
 
-void wm_buf_append(wm_buf_t *b, const void *p, size_t n)
+void wm__buf_append_slow(wm_buf_t *b, const void *p, size_t n)
 {
     if (wm_buf_reserve(b, n))
         return;
@@ -66,7 +70,7 @@ void wm_buf_append(wm_buf_t *b, const void *p, size_t n)
 
 void wm_buf_puts(wm_buf_t *b, const char *s) { wm_buf_append(b, s, strlen(s)); }
 
-void wm_buf_putc(wm_buf_t *b, char c)
+void wm__buf_putc_slow(wm_buf_t *b, char c)
 {
     if (wm_buf_reserve(b, 1))
         return;
@@ -108,6 +112,29 @@ void wm_buf_put_i64(wm_buf_t *b, int64_t v)
     wm_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+/* Index of the first byte that JSON requires escaping (< 0x20, '"', '\\'),
+ * or n. Eight bytes at a time: most strings need no escape at all. */
+static size_t first_escape(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t ctl = (w - ones * 0x20) & ~w;
+        uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+        uint64_t hit = (ctl | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs;
+        if (hit)
+            break;
+    }
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\')
+            return i;
+    }
+    return n;
+}
+
 void wm_buf_json_str(wm_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -118,8 +145,16 @@ void wm_buf_json_str(wm_buf_t *b, const char *s, size_t n)
     if (wm_buf_reserve(b, n + 2))
         return;
     b->data[b->len++] = '"';
+    size_t first = first_escape(s, n);
+    if (first == n) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len++] = '"';
+        b->data[b->len] = '\0';
+        return;
+    }
     size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = first; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;

@@ -56,7 +56,8 @@ async function readyzOk(base) {
 /**
  * Start `waymark serve` and wait until it logged "listening on" and /readyz is 200.
  * Returns { port, base, dataDir, adminKey, log(), stop() }. stop() sends SIGTERM,
- * waits for exit and removes the data directory.
+ * waits for exit, removes the data directory, and throws if the server printed a
+ * sanitizer report (so `BUILD=build-san` runs catch memory errors too).
  */
 export async function startWaymark() {
   const bin = binaryPath();
@@ -100,6 +101,9 @@ export async function startWaymark() {
       clearTimeout(timer);
     }
     fs.rmSync(dataDir, { recursive: true, force: true });
+    // A sanitizer build reports to stderr and may keep serving: surface it here.
+    const report = output.match(/(ERROR: \w+Sanitizer|runtime error:)[\s\S]{0,3000}/);
+    if (report) throw new Error(`waymark printed a sanitizer report:\n${report[0]}`);
   };
   return { port, base, dataDir, adminKey: ADMIN_KEY, log: () => output, stop };
 }
