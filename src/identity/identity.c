@@ -654,8 +654,23 @@ static int collect_idm3(rtx_t *t, rrec_t *r, wm_rec_error_t *err)
     return 0;
 }
 
+/* A bare distinct_id (no $is_login_id, no login_id) that already is a login
+ * id of the project means that login user: sa-sdk-node cannot put
+ * $is_login_id into profile_increment / profile_append (it rejects
+ * non-number / non-list values before sending), and treating the id as an
+ * anonymous one would create a phantom user holding those properties. */
+static int known_login(rtx_t *t, const rrec_t *r, const char *distinct_id, bool *is_login)
+{
+    uint64_t owner = 0;
+    size_t klen = sizeof WM_ID_KEY_LOGIN - 1;
+    int e = get_owner(t->id, t->txn, r->project, r->plen, WM_ID_KEY_LOGIN, klen, distinct_id,
+                      strlen(distinct_id), &owner);
+    *is_login = owner != 0;
+    return e;
+}
+
 /* IDM 2: distinct_id (+ login_id / anonymous_id / original_id). */
-static int collect_idm2(rrec_t *r, wm_rec_error_t *err)
+static int collect_idm2(rtx_t *t, rrec_t *r, wm_rec_error_t *err)
 {
     const wm_record_t *rec = r->rec;
     int e = 0;
@@ -669,6 +684,8 @@ static int collect_idm2(rrec_t *r, wm_rec_error_t *err)
     }
     if (rec->distinct_id) {
         bool login = rec->is_login_id || (rec->login_id && !strcmp(rec->login_id, rec->distinct_id));
+        if (!login && !rec->login_id && (e = known_login(t, r, rec->distinct_id, &login)))
+            return e;
         e = add_id(r, login ? WM_ID_KEY_LOGIN : WM_ID_KEY_ANON, rec->distinct_id, "distinct_id", err);
     }
     if (!e && rec->login_id)
@@ -689,7 +706,7 @@ static int collect(rtx_t *t, rrec_t *r, wm_rec_error_t *err)
         reject(err, "invalid_project", "project", "project name too long");
         return 1;
     }
-    int e = rec->n_identities ? collect_idm3(t, r, err) : collect_idm2(r, err);
+    int e = rec->n_identities ? collect_idm3(t, r, err) : collect_idm2(t, r, err);
     if (e)
         return e;
     if (r->n == 0) {

@@ -161,6 +161,22 @@ static void test_login_id_equal_to_distinct_is_login(void **state)
     assert_int_equal(n_identities(f, 1), 2);
 }
 
+/* sa-sdk-node sends profile_increment / profile_append without
+ * $is_login_id: a bare distinct_id that is a known login id is that user. */
+static void test_bare_distinct_id_of_known_login(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(resolve(f, idm2(WM_REC_PROFILE_SET, "u-node-1", true, NULL, NULL), NULL, NULL), 1);
+    wm_id_result_t res;
+    assert_int_equal(resolve(f, idm2(WM_REC_PROFILE_INCREMENT, "u-node-1", false, NULL, NULL), &res, NULL), 1);
+    assert_false(res.created);
+    assert_int_equal(owner(f, ANON, "u-node-1"), 0);
+    assert_int_equal(n_identities(f, 1), 1);
+    /* an unknown bare id is still an anonymous id of a new user */
+    assert_int_equal(resolve(f, idm2(WM_REC_TRACK, "dev-z", false, NULL, NULL), NULL, NULL), 2);
+    assert_int_equal(owner(f, ANON, "dev-z"), 2);
+}
+
 static void test_implicit_bind(void **state)
 {
     fx_t *f = *state;
@@ -504,6 +520,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_and_known_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_id_equal_to_distinct_is_login, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bare_distinct_id_of_known_login, setup, teardown),
         cmocka_unit_test_setup_teardown(test_implicit_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signup_attaches_login_without_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anonymous_browse_then_signup_merges, setup, teardown),
