@@ -807,6 +807,25 @@ static int ident_cb(void *ctx, const char *key, const char *value)
 
 #define MERGED_MAX 64
 
+/* The audit of identity merges into a user: who, when, by which record. */
+typedef struct merge_json {
+    wm_buf_t *out;
+    int n;
+} merge_json_t;
+
+static int merge_cb(void *ctx, const wm_id_merge_entry_t *m)
+{
+    merge_json_t *mj = ctx;
+    wm_buf_printf(mj->out, "%s{\"from_user\":\"%llu\",\"time\":%lld,\"event\":", mj->n++ ? "," : "",
+                  (unsigned long long)m->from_user, (long long)m->time_ms);
+    wm_buf_json_str(mj->out, m->event ? m->event : "", m->event ? strlen(m->event) : 0);
+    wm_buf_puts(mj->out, ",\"distinct_id\":");
+    wm_buf_json_str(mj->out, m->distinct_id ? m->distinct_id : "",
+                    m->distinct_id ? strlen(m->distinct_id) : 0);
+    wm_buf_putc(mj->out, '}');
+    return 0;
+}
+
 int wm_engine_user_json(wm_engine_t *e, const char *project, uint64_t user_id, wm_buf_t *out)
 {
     wm_part_t *p = e->parts[user_part(e, user_id)];
@@ -842,6 +861,11 @@ int wm_engine_user_json(wm_engine_t *e, const char *project, uint64_t user_id, w
     wm_buf_puts(out, ",\"merged_from\":[");
     for (uint32_t i = 0; i < nm; i++)
         wm_buf_printf(out, "%s\"%llu\"", i ? "," : "", (unsigned long long)merged[i]);
+    wm_buf_puts(out, "],\"merges\":[");
+    merge_json_t mj = {.out = out};
+    rc = wm_identity_merges_list(e->identity, project, user_id, merge_cb, &mj);
+    if (rc && rc != WM_ENOTFOUND)
+        return rc;
     wm_buf_puts(out, "],\"tags\":{},\"segments\":[],\"journeys\":[]}");
     return out->err;
 }

@@ -175,10 +175,47 @@ def test_signup_merge_and_profiles():
     check(p.get("trade_count") == 2, "increment from absent", p)
     check(p.get("held_products") == ["fund:110011"], "append", p)
     check("utm_source" not in p, "unset removed the property", p)
+    check(u.get("merged_from") == [] and u.get("merges") == [],
+          "a login attached to the anonymous user needs no merge", u)
     ev = events_of("c00000042", 2)
     names = [e["event"] for e in ev["events"]] if ev else []
     check("ViewFundDetail" in names and "$SignUp" in names,
           "the anonymous browsing shows in the known user's history", names)
+
+
+def test_merge_of_anonymous_into_known_user():
+    t = int(time.time() * 1000)
+    known, anon = "c00000043", "dev-second-phone"
+    st, _, _ = srv.sa_post([{"type": "profile_set", "distinct_id": known, "time": t,
+                             "properties": {"$is_login_id": True, "tier": "mass_affluent"}}])
+    check(st == 200, "known user created")
+    srv.wait_for(lambda: srv.user(known)[0] == 200)
+    recs = [track(anon, "ViewFundDetail", {"fund_code": "000002"}, t=t + 1, login=False),
+            {"type": "profile_set", "distinct_id": anon, "time": t + 2,
+             "properties": {"utm_source": "douyin", "tier": "long_tail"}},
+            {"type": "track_signup", "event": "$SignUp", "distinct_id": known, "original_id": anon,
+             "time": t + 3, "properties": {}}]
+    st, _, _ = srv.sa_post(recs)
+    check(st == 200, "anonymous browsing and signup accepted")
+
+    def merged():
+        st, u = srv.user(known)
+        return u if st == 200 and u.get("merges") else None
+    u = srv.wait_for(merged)
+    check(u is not None, "the merge shows in the 360 answer", srv.user(known))
+    if not u:
+        return
+    m = u["merges"][0]
+    check(m["event"] == "$SignUp" and m["distinct_id"] == known and m["time"] == t + 3,
+          "merge audit names the record, the id and the time", m)
+    check(u["merged_from"] == [m["from_user"]], "merged_from lists the folded user", u)
+    check(u["profile"].get("utm_source") == "douyin", "a property the known user lacked moved over", u)
+    check(u["profile"].get("tier") == "mass_affluent", "the known user's own property wins", u)
+    st, a = srv.user(anon)
+    check(st == 200 and a["user_id"] == u["user_id"], "the anonymous id now resolves to the known user", a)
+    ev = events_of(known, 2)
+    names = [e["event"] for e in ev["events"]] if ev else []
+    check("ViewFundDetail" in names, "the anonymous events show in the known user's history", names)
 
 
 def test_idm3_bind_and_lookup_by_identity():
@@ -256,6 +293,7 @@ def test_metrics_and_health():
 for case in [test_golden_post_and_get, test_go_style_no_content_type_and_text_plain,
              test_prefixed_paths_and_cors, test_debug_and_dry_run, test_partial_batch_and_schema,
              test_encrypted_payload_rejected, test_tokens_and_projects, test_signup_merge_and_profiles,
+             test_merge_of_anonymous_into_known_user,
              test_idm3_bind_and_lookup_by_identity, test_items, test_segment, test_native,
              test_metrics_and_health]:
     run_case(case)
