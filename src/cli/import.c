@@ -81,6 +81,7 @@ typedef struct import_state {
     uint64_t next_seq;
     char **csv_header;
     size_t csv_cols;
+    char *csv_kind;                 /* per column: 'n' number, 'b' bool, 's' string */
 
     pthread_mutex_t mu;             /* reader, counters, checkpoint, errors file */
     pthread_cond_t turn_cv;
@@ -154,13 +155,39 @@ static bool in_list(const char *list, const char *name)
     return false;
 }
 
+/* A CSV cell becomes a JSON number only when it is one by JSON's grammar
+ * (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?): codes with leading zeros
+ * such as fund code "000001" stay strings, and nan, +5, .5 or 1. never
+ * reach the record as invalid JSON. */
 static bool is_number(const char *s)
 {
-    if (!*s)
+    const char *p = s;
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
         return false;
-    char *end;
-    strtod(s, &end);
-    return *end == '\0' && s[0] != '0' ? true : (*end == '\0' && (s[1] == '\0' || s[1] == '.'));
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == '\0';
 }
 
 /* Turns one CSV row into a Sensors record line. */
@@ -227,12 +254,18 @@ static int csv_row_to_json(import_state_t *st, char *row, wm_buf_t *out, char *e
             wm_buf_putc(out, ',');
         wm_buf_json_str(out, col, strlen(col));
         wm_buf_putc(out, ':');
-        if (is_number(fields[i]))
+        char kind = st->csv_kind ? st->csv_kind[i] : 's';
+        if (kind == 'n' && is_number(fields[i])) {
             wm_buf_puts(out, fields[i]);
-        else if (strcmp(fields[i], "true") == 0 || strcmp(fields[i], "false") == 0)
+        } else if (kind == 'b' && (!strcmp(fields[i], "true") || !strcmp(fields[i], "false"))) {
             wm_buf_puts(out, fields[i]);
-        else
+        } else if (kind == 's') {
             wm_buf_json_str(out, fields[i], strlen(fields[i]));
+        } else {
+            snprintf(err, errlen, "column '%s': '%.60s' is not a %s like the rest of the column",
+                     col, fields[i], kind == 'n' ? "number" : "boolean");
+            return WM_EINVAL;
+        }
     }
     wm_buf_puts(out, "}}");
     return out->err;
@@ -365,9 +398,14 @@ static void log_errors(import_state_t *st, const chunk_t *c, const wm_batch_t *b
         if (!e->code)
             continue;
         st->rejected++;
+        /* the decoder numbers lines within the chunk; the file's own line
+         * number leads the entry, so drop the chunk-relative prefix */
+        const char *msg = e->msg;
+        if (strncmp(msg, "line ", 5) == 0 && strstr(msg, ": "))
+            msg = strstr(msg, ": ") + 2;
         if (st->errors)
             fprintf(st->errors, "%s:%llu: %s %s: %s\n", st->path,
-                    (unsigned long long)rec_line[i], e->code, e->field, e->msg);
+                    (unsigned long long)rec_line[i], e->code, e->field, msg);
     }
 }
 
@@ -590,6 +628,53 @@ static int import_online(import_state_t *st)
 
 /* ---- driver ---- */
 
+#define CSV_SAMPLE_ROWS 1000
+
+/*
+ * A CSV column's type is decided once, from the first rows, and then fixed:
+ * a column is numeric only when every non-empty sampled cell is a JSON
+ * number, boolean when every one is true/false, else text. Deciding per cell
+ * would make fund codes "110011" numbers and "000001" strings in the same
+ * column, and the schema registry would reject half the rows. A file that
+ * cannot be rewound (stdin) reads every column as text.
+ */
+static int infer_csv_kinds(import_state_t *st)
+{
+    st->csv_kind = wm_malloc(st->csv_cols + 1);
+    if (!st->csv_kind)
+        return WM_ENOMEM;
+    memset(st->csv_kind, 's', st->csv_cols);
+    long start = ftell(st->in);
+    if (start < 0)
+        return 0;
+    bool *not_num = wm_calloc(st->csv_cols + 1, sizeof *not_num);
+    bool *not_bool = wm_calloc(st->csv_cols + 1, sizeof *not_bool);
+    bool *seen = wm_calloc(st->csv_cols + 1, sizeof *seen);
+    if (!not_num || !not_bool || !seen) {
+        wm_free(not_num), wm_free(not_bool), wm_free(seen);
+        return WM_ENOMEM;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    char *fields[512];
+    for (int row = 0; row < CSV_SAMPLE_ROWS && getline(&line, &cap, st->in) > 0; row++) {
+        line[strcspn(line, "\r\n")] = '\0';
+        size_t n = csv_split(line, fields, 512);
+        for (size_t i = 0; i < n && i < st->csv_cols; i++) {
+            if (!fields[i][0])
+                continue;
+            seen[i] = true;
+            not_num[i] |= !is_number(fields[i]);
+            not_bool[i] |= strcmp(fields[i], "true") && strcmp(fields[i], "false");
+        }
+    }
+    free(line);
+    for (size_t i = 0; i < st->csv_cols; i++)
+        st->csv_kind[i] = !seen[i] ? 's' : !not_num[i] ? 'n' : !not_bool[i] ? 'b' : 's';
+    wm_free(not_num), wm_free(not_bool), wm_free(seen);
+    return fseek(st->in, start, SEEK_SET) == 0 ? 0 : WM_EIO;
+}
+
 static int read_csv_header(import_state_t *st)
 {
     char *line = NULL;
@@ -609,7 +694,9 @@ static int read_csv_header(import_state_t *st)
         st->csv_header[i] = wm_strdup(fields[i]);
     st->csv_cols = n;
     free(line);
-    return st->csv_header ? 0 : WM_ENOMEM;
+    if (!st->csv_header)
+        return WM_ENOMEM;
+    return infer_csv_kinds(st);
 }
 
 static void checkpoint_path(const import_opts_t *o, const char *file, char *out, size_t len)
@@ -707,6 +794,7 @@ static int import_file(const import_opts_t *o, wm_engine_t *engine, const char *
     for (size_t i = 0; i < st.csv_cols; i++)
         wm_free(st.csv_header[i]);
     wm_free(st.csv_header);
+    wm_free(st.csv_kind);
     return rc ? 1 : 0;
 }
 

@@ -37,6 +37,7 @@
 #define DEDUP_GEN_SLOTS (1u << 20)
 #define DEDUP_GEN_FILL (WM_DEDUP_WINDOW_MAX / 2)
 #define DEDUP_TOMBSTONE 1ull
+#define READY_WAIT_MS 30000     /* a submit during log replay waits at most this */
 
 typedef struct dedup_gen {
     uint64_t *slots;
@@ -546,8 +547,11 @@ static int prebuild_payload(const wm_record_t *r, uint64_t dedup, wm_buf_t *scra
         .time_ms = r->time_ms,
         .dedup = dedup,
     };
+    /* the ingest token was checked already; it is not kept with the data */
+    wm_record_t copy = *r;
+    copy.token = NULL;
     wm_buf_reset(scratch);
-    wm_record_to_json(r, scratch);
+    wm_record_to_json(&copy, scratch);
     if (scratch->err)
         return scratch->err;
     *out = build_payload(&h, scratch->data, scratch->len, len);
@@ -649,6 +653,16 @@ int wm_engine_submit(wm_engine_t *e, wm_batch_t *b, const wm_submit_opts_t *o,
                      wm_submit_result_t *res)
 {
     memset(res, 0, sizeof *res);
+    /* until every partition has replayed its log the dedup window is not
+     * complete: a client retry of an acknowledged record would be stored twice */
+    for (uint32_t i = 0; i < e->n_parts; i++)
+        if (!wm__part_wait_ready(e->parts[i], READY_WAIT_MS)) {
+            if (o && o->order_cb) {
+                o->order_cb(o->order_ctx, 0);
+                o->order_cb(o->order_ctx, 1);
+            }
+            return WM_EBUSY;
+        }
     for (uint32_t i = 0; i < b->n; i++)
         if (!b->records[i].project)
             b->records[i].project = "default";

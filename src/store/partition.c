@@ -176,7 +176,7 @@ static int parse_record(apply_ctx_t *ac, const char *json, size_t len, wm_record
     wm_json_error_t jerr;
     if (wm_json_parse(&ac->arena, json, len, &root, &jerr))
         return WM_ECORRUPT;
-    wm_rec_ctx_t ctx = {0};
+    wm_rec_ctx_t ctx = {.stored = true};
     wm_rec_error_t err;
     memset(&err, 0, sizeof err);
     return wm_record_from_json(&ac->arena, root, &ctx, rec, &err) ? WM_ECORRUPT : 0;
@@ -393,6 +393,26 @@ bool wm__part_wait_applied(wm_part_t *p, uint64_t seq, int timeout_ms)
     return ok;
 }
 
+bool wm__part_wait_ready(wm_part_t *p, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->applied_mu);
+    while (!atomic_load(&p->ready)) {
+        if (pthread_cond_timedwait(&p->applied_cv, &p->applied_mu, &until) == ETIMEDOUT)
+            break;
+    }
+    bool ok = atomic_load(&p->ready);
+    pthread_mutex_unlock(&p->applied_mu);
+    return ok;
+}
+
 /* ---- replay ---- */
 
 static int replay(wm_part_t *p)
@@ -564,7 +584,10 @@ static void *writer_main(void *arg)
         fprintf(stderr, "waymark: partition %u: replay failed: %s\n", p->index, wm_strerror(rc));
         atomic_store(&p->failed, 1);
     }
+    pthread_mutex_lock(&p->applied_mu);
     atomic_store(&p->ready, 1);
+    pthread_cond_broadcast(&p->applied_cv);
+    pthread_mutex_unlock(&p->applied_mu);
     apply_ctx_t ac = {.p = p};
     wm_arena_init(&ac.arena, 64 * 1024);
     for (;;) {

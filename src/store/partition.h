@@ -83,6 +83,9 @@ int wm__part_start(wm_part_t *p);
 void wm__part_close(wm_part_t *p);
 /* Enqueues a job (takes ownership). Called with the engine's route lock held. */
 void wm__part_enqueue(wm_part_t *p, wm_job_t *job);
+/* Waits until the partition finished replaying its log (and so rebuilt its
+ * part of the dedup window); returns true if it did within timeout_ms. */
+bool wm__part_wait_ready(wm_part_t *p, int timeout_ms);
 /* Waits until applied_seq >= seq or timeout; returns true if reached. */
 bool wm__part_wait_applied(wm_part_t *p, uint64_t seq, int timeout_ms);
 void wm__job_free(wm_job_t *job);
