@@ -442,6 +442,19 @@ static void reject(wm_engine_t *e, const wm_submit_opts_t *o, const wm_record_t 
     wm_buf_release(&b);
 }
 
+/* Sensors' time window: a record far in the future is a broken client clock,
+ * one far in the past a mistake, unless it says time_free (history import). */
+#define TIME_AHEAD_MAX_MS (3600LL * 1000)
+#define TIME_BEHIND_MAX_MS (3653LL * 24 * 3600 * 1000)
+
+static bool time_in_window(const wm_record_t *r)
+{
+    if (r->time_free || !r->receive_time_ms)
+        return true;
+    return r->time_ms <= r->receive_time_ms + TIME_AHEAD_MAX_MS &&
+           r->time_ms >= r->receive_time_ms - TIME_BEHIND_MAX_MS;
+}
+
 static void check_records(wm_engine_t *e, wm_batch_t *b, const wm_submit_opts_t *o,
                           wm_submit_result_t *res)
 {
@@ -459,6 +472,11 @@ static void check_records(wm_engine_t *e, wm_batch_t *b, const wm_submit_opts_t 
                         "the token does not match project '%s'", project);
             else if (rc)
                 set_err(err, "internal", "", "%s", wm_strerror(rc));
+            else if (!time_in_window(r))
+                set_err(err, "time_out_of_range", "time",
+                        "the record's time is more than 1 hour ahead of the server or more "
+                        "than 10 years behind it; set \"time_free\": true to import %s",
+                        "history");
             else
                 wm__catalog_schema_check(e->catalog, r, o && o->dry_run, err);
         }

@@ -110,6 +110,19 @@ def test_partial_batch_and_schema():
     check(st == 400, "a batch whose records are all bad answers 400", (st, data))
 
 
+def test_time_window():
+    now = int(time.time() * 1000)
+    future = track("tw-user", "Future", t=now + 2 * 3600 * 1000)
+    st, _, data = srv.sa_post([future])
+    check(st == 400 and b"time_out_of_range" in data, "a record 2 h in the future is rejected", data)
+    old = track("tw-user", "Old", t=now - 11 * 366 * 24 * 3600 * 1000)
+    st, _, data = srv.sa_post([old])
+    check(st == 400 and b"time_out_of_range" in data, "a record 11 years old is rejected", data)
+    old["time_free"] = True
+    st, _, data = srv.sa_post([old])
+    check(st == 200, "time_free lets history in", data)
+
+
 def test_encrypted_payload_rejected():
     body = "data_list=" + urllib.parse.quote(base64.b64encode(b"[]").decode()) + "&gzip=9"
     st, _, data = srv.request("POST", "/sa?project=default", body)
@@ -292,7 +305,7 @@ def test_metrics_and_health():
 
 for case in [test_golden_post_and_get, test_go_style_no_content_type_and_text_plain,
              test_prefixed_paths_and_cors, test_debug_and_dry_run, test_partial_batch_and_schema,
-             test_encrypted_payload_rejected, test_tokens_and_projects, test_signup_merge_and_profiles,
+             test_encrypted_payload_rejected, test_time_window, test_tokens_and_projects, test_signup_merge_and_profiles,
              test_merge_of_anonymous_into_known_user,
              test_idm3_bind_and_lookup_by_identity, test_items, test_segment, test_native,
              test_metrics_and_health]:
