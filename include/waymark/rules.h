@@ -1,0 +1,151 @@
+/*
+ * rules.h - the condition language, shared by journey entry filters,
+ * condition / branch nodes, goals and exits, and later segments and tags.
+ *
+ * A condition is a JSON AST (docs/conditions.md):
+ *
+ *   {"all": [c, ...]}  {"any": [c, ...]}  {"not": c}
+ *   {"profile": "risk_level", "op": ">=", "value": "C3"}
+ *   {"prop": "fund_type", "op": "in", "value": ["equity", "mixed"]}      event property
+ *   {"item": {"type": "fund", "key": "fund_code", "from": "event"|"profile"},
+ *    "prop": "risk_level", "op": "<=", "value": "R3"}                    item lookup
+ *   {"did": "ViewFundDetail", "where": c, "count": {">=": 3}, "within": "7d"}
+ *      aggregates: "count" | "sum"/"avg"/"min"/"max"/"distinct" with "field": "amount"
+ *      window: "within": "7d" (relative) or "from"/"to" (absolute, ms or datetime)
+ *   {"sequence": [{"event": "A", "where": c}, {"event": "B"}], "within": "1d"}
+ *   {"in_segment": "high_value"}   {"tag": "tier", "op": "=", "value": "hnw"}
+ *
+ * Operators: = != < <= > >= between in not_in contains not_contains matches
+ * is_set not_set within_last before (dates), with typed comparison: numbers
+ * numerically, strings by bytes, "C1".."C5"/"R1".."R5" style levels by their
+ * number, dates/datetimes as instants, lists by membership.
+ *
+ * compile turns the AST into a flat program once; eval runs it per event in
+ * microseconds against an environment of callbacks, so the runtime serves
+ * profile, item and behaviour data straight from its store.
+ *
+ * Behaviour ("did") is answered from per-user daily buckets: every distinct
+ * (event, where, field) of a program is a counter spec with a stable key; the
+ * runtime updates the buckets of matching specs on each event (O(1)) and eval
+ * asks it for the aggregate over a day range.
+ *
+ * Thread safety: a compiled condition is immutable and may be evaluated from
+ * many threads at once.
+ */
+#ifndef WAYMARK_RULES_H
+#define WAYMARK_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "waymark/json.h"
+
+typedef struct wm_cond wm_cond_t;
+
+typedef struct wm_cond_error {
+    char path[160];     /* JSON path of the fault, e.g. "$.all[1].op" */
+    char msg[200];
+} wm_cond_error_t;
+
+/* A behaviour counter the condition needs (one per distinct did-clause). */
+typedef struct wm_counter_spec {
+    const char *key;        /* stable canonical text: same spec -> same key, across processes */
+    const char *event;      /* event name */
+    const wm_cond_t *where; /* event-property filter, or NULL */
+    const char *field;      /* property aggregated (sum/avg/min/max/distinct), or NULL */
+} wm_counter_spec_t;
+
+/* Aggregate over a day range, as kept in daily buckets. */
+typedef struct wm_agg {
+    uint64_t count;
+    double sum;
+    double min, max;        /* meaningful when count > 0 */
+    uint64_t distinct;      /* distinct values of field (exact up to a bound, see docs) */
+} wm_agg_t;
+
+/* What a condition may look at during evaluation. Any callback may be NULL
+ * (the corresponding predicates then evaluate as "not set" / false). */
+typedef struct wm_cond_env {
+    const wm_json_t *profile;   /* user profile OBJECT or NULL */
+    const wm_json_t *event;     /* current event (stored record form: "event", "time",
+                                 * "properties", ...) or NULL */
+    int64_t now_ms;
+    int tz_offset_min;          /* the user's UTC offset now, for day boundaries */
+    void *ctx;
+    /* item properties OBJECT for (type, id), or NULL */
+    const wm_json_t *(*item)(void *ctx, const char *type, const char *id);
+    /* aggregate of counter `spec` over [from_day, to_day] (days since epoch in
+     * the user's zone); returns 0 or an error */
+    int (*behaviour)(void *ctx, const wm_counter_spec_t *spec, int32_t from_day, int32_t to_day,
+                     wm_agg_t *out);
+    /* calls cb for each of the user's events with from_ms <= time < to_ms in
+     * time order (for sequence); cb returns non-zero to stop */
+    int (*events)(void *ctx, int64_t from_ms, int64_t to_ms,
+                  int (*cb)(void *cbctx, const wm_json_t *event), void *cbctx);
+    bool (*in_segment)(void *ctx, const char *segment);
+    const wm_json_t *(*tag)(void *ctx, const char *tag);
+} wm_cond_env_t;
+
+/* Compiles an AST. Returns 0, WM_EINVAL (err names the JSON path and the
+ * fault), WM_ENOMEM. The result owns copies of everything it needs: the
+ * input tree may be freed afterwards. */
+int wm_cond_compile(const wm_json_t *ast, wm_cond_t **out, wm_cond_error_t *err);
+void wm_cond_free(wm_cond_t *c);
+
+/* Evaluates. Returns 0 with *result, or an error from a callback. */
+int wm_cond_eval(const wm_cond_t *c, const wm_cond_env_t *env, bool *result);
+
+/* The counter specs this condition needs (valid while c lives). */
+void wm_cond_counters(const wm_cond_t *c, const wm_counter_spec_t **specs, uint32_t *n);
+
+/* Whether `event` (stored record form) feeds counter `spec`, and the value
+ * it contributes (for sum/avg/min/max; distinct uses the string form). */
+bool wm_counter_match(const wm_counter_spec_t *spec, const wm_json_t *event, double *value,
+                      const char **distinct_value);
+
+/* ---- daily buckets: a compact per-(user, counter) byte blob ---- */
+
+/* Days kept per counter: windows up to 90 days are answered exactly. */
+#define WM_BUCKET_DAYS 90
+
+/* Adds one event at `day` with value/distinct value into the blob (created
+ * when *len == 0). Days older than day - WM_BUCKET_DAYS + 1 are dropped.
+ * The blob is at most WM_BUCKETS_BYTES_MAX; buf must have that capacity. */
+#define WM_BUCKETS_BYTES_MAX 4096
+int wm_buckets_add(unsigned char *buf, size_t *len, int32_t day, double value,
+                   const char *distinct_value);
+/* Aggregates days [from_day, to_day]. */
+int wm_buckets_query(const unsigned char *buf, size_t len, int32_t from_day, int32_t to_day,
+                     wm_agg_t *out);
+/* Drops days before min_day (the clock pass); *len shrinks. */
+void wm_buckets_expire(unsigned char *buf, size_t *len, int32_t min_day);
+
+/* ---- durations, time zones, calendars ---- */
+
+/* "30s" "15m" "2h" "7d" "1w" (and combinations "1d12h") -> ms. */
+int wm_duration_parse(const char *s, int64_t *ms);
+
+typedef struct wm_tz wm_tz_t;
+/* Loads an IANA zone ("Asia/Shanghai") from the system zoneinfo (TZif), or
+ * a fixed offset ("+08:00", "UTC"). Cached; the result lives for the process. */
+int wm_tz_get(const char *name, const wm_tz_t **out);
+/* UTC offset in minutes of zone tz at instant utc_ms. */
+int wm_tz_offset_min(const wm_tz_t *tz, int64_t utc_ms);
+/* UTC instant of a local wall-clock time (first occurrence if ambiguous,
+ * shifted forward if in a gap). */
+int64_t wm_tz_local_to_utc(const wm_tz_t *tz, int y, int mon, int d, int h, int min, int s);
+
+/* Trading calendar: weekends closed, plus listed holidays, plus listed
+ * make-up working days (调休) open. */
+typedef struct wm_calendar wm_calendar_t;
+/* From JSON {"timezone":"Asia/Shanghai","holidays":["2026-10-01",...],
+ * "workdays":["2026-09-27",...]}. */
+int wm_calendar_compile(const wm_json_t *def, wm_calendar_t **out, wm_cond_error_t *err);
+void wm_calendar_free(wm_calendar_t *c);
+bool wm_calendar_is_trading_day(const wm_calendar_t *c, int32_t local_day);
+/* The first instant >= after_ms that is a trading day at local HH:MM
+ * (today if that time is still ahead and today trades). */
+int64_t wm_calendar_next_open(const wm_calendar_t *c, int64_t after_ms, int hh, int mm);
+
+#endif
