@@ -30,6 +30,7 @@ typedef struct wm_engine_opts {
     uint32_t fsync_interval_ms;
     const char *admin_key;          /* NULL: read DIR/admin.key or generate one */
     bool read_only;                 /* for offline inspection commands */
+    bool test_clock;                /* allow moving the clock forward (tests, demos) */
 } wm_engine_opts_t;
 
 int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out);
@@ -108,6 +109,52 @@ int wm_engine_create_project(wm_engine_t *e, const char *name, const char *token
 int wm_engine_projects_json(wm_engine_t *e, wm_buf_t *out);
 /* Creates an API key with a role; the new key is written to key_out. */
 int wm_engine_create_key(wm_engine_t *e, const char *role, char *key_out, size_t key_len);
+
+/* ---- journeys, channels, templates, delivery (engine_journey.c) ---- */
+
+/* The engine's clock: the wall clock, plus any test advance. */
+int64_t wm_engine_now(wm_engine_t *e);
+/* Moves the clock forward (only with opts.test_clock, else WM_EFORBIDDEN). */
+int wm_engine_clock_advance(wm_engine_t *e, int64_t ms);
+
+/* Validates a journey definition against the project's channels, templates
+ * and journeys. Appends {"valid":bool,"errors":[{"node","field","message"}]}.
+ * Returns 0 (see *valid) or WM_EPARSE when the body is not JSON. */
+int wm_engine_journey_validate(wm_engine_t *e, const char *project, const char *json, size_t len,
+                               bool *valid, wm_buf_t *out);
+/* Creates or replaces the draft (key from the definition, or must match key). */
+int wm_engine_journey_save(wm_engine_t *e, const char *project, const char *key, const char *json,
+                           size_t len, bool *valid, wm_buf_t *out);
+int wm_engine_journey_json(wm_engine_t *e, const char *project, const char *key, wm_buf_t *out);
+int wm_engine_journeys_json(wm_engine_t *e, const char *project, wm_buf_t *out);
+/* publish | pause | resume | stop. Stop exits every live instance with the reason. */
+int wm_engine_journey_action(wm_engine_t *e, const char *project, const char *key, const char *action,
+                             const char *actor, const char *reason, wm_buf_t *out);
+int wm_engine_journey_report(wm_engine_t *e, const char *project, const char *key, wm_buf_t *out);
+/* API entry of a user into a journey (item optional). */
+int wm_engine_journey_enter(wm_engine_t *e, const char *project, const char *key, uint64_t user_id,
+                            const char *item);
+
+/* Channels ("channels"), templates ("templates") and project settings
+ * ("project_settings": holdout_percent, default_tz, calendar, frequency_caps). */
+int wm_engine_doc_put(wm_engine_t *e, const char *table, const char *project, const char *name,
+                      const char *json, size_t len);
+int wm_engine_docs_json(wm_engine_t *e, const char *table, const char *project, wm_buf_t *out);
+
+/* A state change for one user (lead claim/complete, receipt, consent, inbox
+ * read), logged in the user's partition and applied in order. Waits until
+ * durable. */
+int wm_engine_command(wm_engine_t *e, uint64_t user_id, const char *json, size_t len);
+/* The user a message or lead id belongs to, or 0. */
+uint64_t wm_engine_user_of(const char *message_or_lead_id);
+
+int wm_engine_messages_json(wm_engine_t *e, uint64_t user_id, uint32_t limit, wm_buf_t *out);
+int wm_engine_message_json(wm_engine_t *e, const char *id, wm_buf_t *out);
+int wm_engine_inbox_json(wm_engine_t *e, uint64_t user_id, wm_buf_t *out);
+/* Leads filtered by queue / assignee / status; PII masked unless role is admin. */
+int wm_engine_leads_json(wm_engine_t *e, const char *project, const char *queue, const char *assignee,
+                         const char *status, uint32_t limit, const char *role, wm_buf_t *out);
+int wm_engine_lead_json(wm_engine_t *e, const char *id, const char *role, wm_buf_t *out);
 
 /* Prometheus text exposition of the engine's counters. */
 void wm_engine_metrics(wm_engine_t *e, wm_buf_t *out);

@@ -65,6 +65,8 @@ typedef struct wm_jnode {
             uint8_t weekdays;       /* bit 0 = Monday .. bit 6 = Sunday; 0x7f = any */
             char *date_prop;        /* "profile.birthday" / "item.maturity_date" */
             int64_t offset_ms;      /* may be negative (maturity - 30d) */
+            char *tz;               /* TIME_OF_DAY: "user" (profile zone, else
+                                     * settings.default_tz) or a zone name */
         } wait;
         struct {
             char **events;
@@ -93,7 +95,9 @@ typedef struct wm_jnode {
             char *queue;
             int64_t sla_ms;
             char *script;           /* template key of the talk track */
-            char *priority;
+            char *priority;         /* "urgent" | "high" | "normal" (default) | "low" */
+            char *item_type;        /* optional product the task is about ... */
+            char *item_key;         /* ... found by this event property */
         } advisor;
         struct {
             wm_json_t *set;         /* properties to set (deep copy, owned) */
@@ -146,6 +150,9 @@ typedef struct wm_journey_def {
         char *date_prop;        /* DATE_PROP: "item.maturity_date" / "profile.birthday" */
         int64_t *offsets_ms;    /* DATE_PROP: e.g. -30d, -15d, -7d, -1d */
         uint32_t n_offsets;
+        char *item_type;        /* DATE_PROP on item.*: the item set ("wealth") ... */
+        char *item_key;         /* ... and the profile property holding the user's
+                                 * item ids (list or one id; default "held_products") */
         wm_reentry_t reentry;
         int64_t reentry_wait_ms;
         uint32_t max_concurrent; /* live instances per user (default 1) */
@@ -158,6 +165,7 @@ typedef struct wm_journey_def {
     } goal;
     struct {
         char *event;            /* exit when this event happens ... */
+        wm_cond_t *where;       /* filter on that event's properties (optional) */
         wm_cond_t *condition;   /* ... or this condition holds (checked at every node) */
     } exit_when;
     struct {
@@ -172,6 +180,7 @@ typedef struct wm_journey_def {
     wm_jnode_t *nodes;
     uint32_t n_nodes;
     uint32_t start;             /* index of the first node */
+    wm_arena_t arena;           /* owns every string, array and JSON copy above */
 } wm_journey_def_t;
 
 /* One validation problem: the node ("" for journey-level) and the field. */
@@ -194,21 +203,48 @@ typedef struct wm_journey_refs {
 /*
  * Validates and compiles. On problems returns WM_EINVAL and fills up to
  * max_errs errors (*n_errs = how many were found, possibly more than
- * max_errs). Checks: unknown node type/field values, missing or dangling
- * next/yes/no/arm targets, unreachable nodes, a cycle that passes no wait
- * node, unknown channel/template/event/property (per refs), split percents
- * not summing to 100, duplicate node ids, bad durations, bad conditions (with
- * the condition's JSON path).
+ * max_errs; every error is collected, not just the first). Checks: unknown
+ * node types and fields, missing required fields, bad values, missing or
+ * dangling next/yes/no/arm targets, unreachable nodes, a cycle that passes
+ * no wait/wait_event node, unknown channel/template/event/property/journey
+ * (per refs; refs NULL or a NULL list = unchecked), split percents not
+ * summing to 100 or more than one control arm, duplicate node ids, bad
+ * durations/times/weekdays/cron, bad conditions (the message starts with the
+ * condition's JSON path, e.g. "$.all[1].op: ...").
+ * Returns 0 with *out (free with wm_journey_free; it does not point into
+ * def, which may be freed), WM_EINVAL, or WM_ENOMEM (*out NULL on errors).
+ * errs may be NULL when max_errs is 0.
  */
 int wm_journey_compile(const wm_json_t *def, const wm_journey_refs_t *refs, wm_journey_def_t **out,
                        wm_journey_error_t *errs, uint32_t max_errs, uint32_t *n_errs);
 void wm_journey_free(wm_journey_def_t *j);
+
+/* Parses text as JSON and compiles it. A JSON syntax error is reported as
+ * one journey-level error (field "", message with the byte offset) and
+ * WM_EINVAL. Otherwise as wm_journey_compile. */
+int wm_journey_compile_text(const char *text, size_t len, const wm_journey_refs_t *refs,
+                            wm_journey_def_t **out, wm_journey_error_t *errs, uint32_t max_errs,
+                            uint32_t *n_errs);
+
+/* Collects reference names for wm_journey_refs_t from a config document:
+ * doc[member] may be an OBJECT (its member names: channels.json) or an
+ * ARRAY of objects (each one's "key", else "name": templates.json). The
+ * array lives in arena a; the names point into doc (keep both alive while
+ * the refs are used). Returns 0, WM_EINVAL (member missing or of
+ * another type), WM_ENOMEM. */
+int wm_journey_names_collect(wm_arena_t *a, const wm_json_t *doc, const char *member,
+                             const char *const **names, uint32_t *n);
 /* Node index by id, or WM_JOURNEY_NONE. */
 uint32_t wm_journey_node_index(const wm_journey_def_t *j, const char *id);
 const char *wm_jnode_type_name(wm_jnode_type_t t);
 
-/* Deterministic split: the arm index for (journey key, user id), stable
- * across versions and processes, honouring the arms' percentages. */
+/* Deterministic split: the arm index for (journey key, split node id, user
+ * id), stable across versions and processes (FNV-1a + a 64-bit mix, bucket
+ * 0..9999, arms by cumulative percent*100). The node id is part of the hash
+ * so that two splits in one journey are independent of each other; renaming
+ * the split node reshuffles its users. */
+/* The bucket 0..9999 the user falls in for this split (exposed for reports). */
+uint32_t wm_split_bucket(const char *journey_key, const char *node_id, uint64_t user_id);
 uint32_t wm_split_arm(const wm_journey_def_t *j, const wm_jnode_t *split, uint64_t user_id);
 
 /* ---- templates ---- */

@@ -45,4 +45,56 @@
 #define WM_GEN_USERS_MAX 10000000
 #define WM_GEN_DAYS_MAX 3660
 
+/* Dispatcher. Message ids travel as a header and as an Idempotency-Key that
+ * providers store for de-duplication; deterministic ids are short hashes, so
+ * 127 is roomy and keeps every header line small. */
+#define WM_DISPATCH_ID_LEN_MAX 127
+/* Channel names (UTF-8 bytes), sent percent-encoded in a header. */
+#define WM_DISPATCH_CHANNEL_LEN_MAX 255
+/* Endpoint URLs: far above any real one, bounds the copy per message. */
+#define WM_DISPATCH_URL_MAX 2048
+/* One request body: SMS/push/WeCom bodies are a few KB; webhooks carry a
+ * data object. 1 MB bounds the memory a full queue can pin. */
+#define WM_DISPATCH_BODY_MAX (1u << 20)
+/* Concurrent requests: each holds an easy handle and a connection. */
+#define WM_DISPATCH_IN_FLIGHT_MAX 4096
+/* Queued messages: the outbox on disk is the real queue; this only bounds RAM. */
+#define WM_DISPATCH_QUEUE_MAX 10000000
+/* Attempts per message: with backoff capped at minutes, 100 is days of retries. */
+#define WM_DISPATCH_ATTEMPTS_MAX 100
+
+/* Condition language. Nesting: hand-written journey conditions are 3-5 deep;
+ * 32 bounds eval's recursion (no heap during eval). Nodes: a generated
+ * segment may list hundreds of clauses; 4096 keeps a program within ~1 MB. */
+#define WM_COND_DEPTH_MAX 32
+#define WM_COND_NODES_MAX 4096
+/* `in` lists: large enough for a fund whitelist, small enough that compile
+ * time (sort) and the program stay small. */
+#define WM_COND_LIST_MAX 10000
+/* Sequence steps: funnels longer than this are not a journey filter. */
+#define WM_COND_SEQ_STEPS_MAX 16
+/* Regex source: POSIX regcomp cost grows with pattern size. */
+#define WM_COND_REGEX_LEN_MAX 1024
+/* Daily buckets: distinct values kept exactly per day before switching to a
+ * 512-bit linear-counting bitmap (8 hashes = 64 bytes = the bitmap's size, so
+ * a day entry never exceeds 100 bytes and a 4 KB blob holds >= 40 days). */
+#define WM_BUCKETS_DISTINCT_EXACT 8
+/* Trading calendars: ten years of holidays and make-up days. */
+#define WM_CALENDAR_DAYS_MAX 4000
+/* Time zones cached per process (names seen in profiles). */
+#define WM_TZ_CACHE_MAX 1024
+
+/* Journey definitions (nodes and arms per journey are in journey.h). A
+ * template is one message or webhook body: 64 KB is far above any SMS, push,
+ * WeCom or JSON body and bounds a render; 1024 segments bounds its program. */
+#define WM_TEMPLATE_BYTES_MAX (64u << 10)
+#define WM_TEMPLATE_SEGMENTS_MAX 1024
+/* date_property entry offsets: the seeds use four (30/15/7/1 days before);
+ * 32 covers a daily countdown month without unbounded timers per user. */
+#define WM_JOURNEY_OFFSETS_MAX 32
+/* Events one wait_event node listens for. */
+#define WM_JOURNEY_WAIT_EVENTS_MAX 16
+/* Frequency caps per journey (one per channel plus an overall cap). */
+#define WM_JOURNEY_CAPS_MAX 16
+
 #endif

@@ -15,8 +15,11 @@
  *   {"sequence": [{"event": "A", "where": c}, {"event": "B"}], "within": "1d"}
  *   {"in_segment": "high_value"}   {"tag": "tier", "op": "=", "value": "hnw"}
  *
+ * Comparison values may reference another value: "value": {"profile": name}
+ * or {"prop": name} (suitability: item R-level <= profile C-level).
+ *
  * Operators: = != < <= > >= between in not_in contains not_contains matches
- * is_set not_set within_last before (dates), with typed comparison: numbers
+ * is_set not_set within_last before after (dates), with typed comparison: numbers
  * numerically, strings by bytes, "C1".."C5"/"R1".."R5" style levels by their
  * number, dates/datetimes as instants, lists by membership.
  *
@@ -67,7 +70,7 @@ typedef struct wm_agg {
 /* What a condition may look at during evaluation. Any callback may be NULL
  * (the corresponding predicates then evaluate as "not set" / false). */
 typedef struct wm_cond_env {
-    const wm_json_t *profile;   /* user profile OBJECT or NULL */
+    const wm_json_t *profile;   /* user profile properties OBJECT or NULL */
     const wm_json_t *event;     /* current event (stored record form: "event", "time",
                                  * "properties", ...) or NULL */
     int64_t now_ms;
@@ -93,14 +96,32 @@ typedef struct wm_cond_env {
 int wm_cond_compile(const wm_json_t *ast, wm_cond_t **out, wm_cond_error_t *err);
 void wm_cond_free(wm_cond_t *c);
 
-/* Evaluates. Returns 0 with *result, or an error from a callback. */
+/* Evaluates. Returns 0 with *result, or an error from a callback (then
+ * *result is false), or WM_EINVAL for NULL arguments. Allocates nothing
+ * (except inside libc's regexec for "matches").
+ *
+ * Contract with the runtime: did and sequence clauses see the current event
+ * only if the runtime has recorded it first - update the buckets of every
+ * matching counter (wm_counter_match + wm_buckets_add) and make env->events
+ * include it before calling eval, so "did X >= 3 times" counts the X being
+ * processed. */
 int wm_cond_eval(const wm_cond_t *c, const wm_cond_env_t *env, bool *result);
+
+/* The local day number (days since 1970-01-01 in the user's zone) of an
+ * instant: what from_day/to_day and wm_buckets_add's day mean. */
+int32_t wm_cond_day(int64_t utc_ms, int tz_offset_min);
 
 /* The counter specs this condition needs (valid while c lives). */
 void wm_cond_counters(const wm_cond_t *c, const wm_counter_spec_t **specs, uint32_t *n);
 
 /* Whether `event` (stored record form) feeds counter `spec`, and the value
- * it contributes (for sum/avg/min/max; distinct uses the string form). */
+ * it contributes (for sum/avg/min/max; distinct uses the string form).
+ * A spec with a field matches only events where the field is set. *value is
+ * the field's number (numeric strings too), NAN when there is no field or it
+ * is not numeric (counted, but no sum/min/max contribution).
+ * *distinct_value points into the event, or for numbers and booleans into a
+ * thread-local buffer valid until the next call on the same thread; NULL when
+ * there is no field. The where clause runs with now = the event's time. */
 bool wm_counter_match(const wm_counter_spec_t *spec, const wm_json_t *event, double *value,
                       const char **distinct_value);
 
@@ -110,42 +131,69 @@ bool wm_counter_match(const wm_counter_spec_t *spec, const wm_json_t *event, dou
 #define WM_BUCKET_DAYS 90
 
 /* Adds one event at `day` with value/distinct value into the blob (created
- * when *len == 0). Days older than day - WM_BUCKET_DAYS + 1 are dropped.
- * The blob is at most WM_BUCKETS_BYTES_MAX; buf must have that capacity. */
+ * when *len == 0). Days older than day - WM_BUCKET_DAYS + 1 are dropped; an
+ * event older than the newest kept day - WM_BUCKET_DAYS + 1 is ignored.
+ * value NAN counts the event without sum/min/max; distinct_value NULL adds
+ * nothing to the distinct set. The blob is at most WM_BUCKETS_BYTES_MAX
+ * (oldest days are dropped to stay under it); buf must have that capacity.
+ * Returns 0, WM_EINVAL, or WM_ECORRUPT (blob left unchanged). Format and
+ * distinct bounds: docs/conditions.md "Buckets". */
 #define WM_BUCKETS_BYTES_MAX 4096
 int wm_buckets_add(unsigned char *buf, size_t *len, int32_t day, double value,
                    const char *distinct_value);
-/* Aggregates days [from_day, to_day]. */
+/* Aggregates days [from_day, to_day] into *out (min/max NAN when no numeric
+ * value). An empty blob (len 0) gives zeros. Returns 0 or WM_ECORRUPT. */
 int wm_buckets_query(const unsigned char *buf, size_t len, int32_t from_day, int32_t to_day,
                      wm_agg_t *out);
-/* Drops days before min_day (the clock pass); *len shrinks. */
+/* Drops days before min_day (the clock pass); *len shrinks. A corrupt blob
+ * is emptied (*len = 0). */
 void wm_buckets_expire(unsigned char *buf, size_t *len, int32_t min_day);
+/* Days held by a blob, or WM_ECORRUPT. */
+int32_t wm_buckets_days(const unsigned char *buf, size_t len);
 
 /* ---- durations, time zones, calendars ---- */
 
-/* "30s" "15m" "2h" "7d" "1w" (and combinations "1d12h") -> ms. */
+/* "30s" "15m" "2h" "7d" "1w" "500ms" (and combinations "1d12h"), optional
+ * leading '-' -> ms. Returns 0 or WM_EINVAL (empty, junk, unknown unit,
+ * spaces, beyond ~292 years). */
 int wm_duration_parse(const char *s, int64_t *ms);
 
 typedef struct wm_tz wm_tz_t;
-/* Loads an IANA zone ("Asia/Shanghai") from the system zoneinfo (TZif), or
- * a fixed offset ("+08:00", "UTC"). Cached; the result lives for the process. */
+/* Loads an IANA zone ("Asia/Shanghai") from the system zoneinfo (TZif v2+,
+ * $TZDIR or /usr/share/zoneinfo), or a fixed offset ("+08:00", "+0800",
+ * "+08", "UTC", "GMT", "Z"). Cached (thread-safe); the result lives for the
+ * process. Returns 0, WM_EINVAL (bad name), WM_ENOTFOUND, WM_ECORRUPT,
+ * WM_EUNSUPPORTED (TZif v1), WM_ELIMIT (cache full), WM_ENOMEM. Instants
+ * after the file's last transition use its last offset (docs/conditions.md). */
 int wm_tz_get(const char *name, const wm_tz_t **out);
+/* The name the zone was loaded by. */
+const char *wm_tz_name(const wm_tz_t *tz);
+/* Local day number (days since 1970-01-01 on the zone's wall clock). */
+int32_t wm_tz_local_day(const wm_tz_t *tz, int64_t utc_ms);
 /* UTC offset in minutes of zone tz at instant utc_ms. */
 int wm_tz_offset_min(const wm_tz_t *tz, int64_t utc_ms);
-/* UTC instant of a local wall-clock time (first occurrence if ambiguous,
- * shifted forward if in a gap). */
+/* UTC instant (ms) of a local wall-clock time: the first occurrence if
+ * ambiguous (fall back), shifted forward by the gap if it does not exist
+ * (spring forward: 02:30 on a 02:00->03:00 day gives 03:30). Day, hour,
+ * minute and second may overflow and carry; months carry into years. */
 int64_t wm_tz_local_to_utc(const wm_tz_t *tz, int y, int mon, int d, int h, int min, int s);
 
 /* Trading calendar: weekends closed, plus listed holidays, plus listed
  * make-up working days (调休) open. */
 typedef struct wm_calendar wm_calendar_t;
 /* From JSON {"timezone":"Asia/Shanghai","holidays":["2026-10-01",...],
- * "workdays":["2026-09-27",...]}. */
+ * "workdays":["2026-09-27",...]} ("name" allowed, other keys rejected;
+ * timezone required). Returns 0, WM_EINVAL (err: path and fault), WM_ENOMEM.
+ * Exchange calendars (SSE/SZSE) list no workdays: exchanges stay closed on
+ * weekend make-up days. */
 int wm_calendar_compile(const wm_json_t *def, wm_calendar_t **out, wm_cond_error_t *err);
 void wm_calendar_free(wm_calendar_t *c);
 bool wm_calendar_is_trading_day(const wm_calendar_t *c, int32_t local_day);
+/* The calendar's zone (local days of is_trading_day are in it). */
+const wm_tz_t *wm_calendar_tz(const wm_calendar_t *c);
 /* The first instant >= after_ms that is a trading day at local HH:MM
- * (today if that time is still ahead and today trades). */
+ * (today if that time is still ahead and today trades), in the calendar's
+ * zone. INT64_MAX if no trading day within 400 days. */
 int64_t wm_calendar_next_open(const wm_calendar_t *c, int64_t after_ms, int hh, int mm);
 
 #endif

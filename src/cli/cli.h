@@ -18,5 +18,9 @@ int wm_cli_serve(int argc, char **argv);
 int wm_cli_import(int argc, char **argv);
 /* `waymark deadletter list|replay`. */
 int wm_cli_deadletter(int argc, char **argv);
+/* `waymark journey validate [--channels F] [--templates F] [--events F]
+ * [--journeys K,K] FILE...`: prints "FILE: ok (N nodes)" or one line per
+ * error "FILE: node 'x' field 'y': message"; 1 if any file has an error. */
+int wm_cli_journey(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static void usage(FILE *f)
             "  import       load Sensors NDJSON or CSV history into a data directory or server\n"
             "  gen          write a realistic synthetic data set (NDJSON) for a seed\n"
             "  deadletter   list or replay rejected records (list|replay)\n"
+            "  journey      validate journey definitions (journey validate FILE...)\n"
             "  version      print the version\n"
             "\n"
             "run 'waymark <command> --help' for a command's options\n");
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
         return wm_cli_gen(argc - 1, argv + 1);
     if (strcmp(cmd, "deadletter") == 0)
         return wm_cli_deadletter(argc - 1, argv + 1);
+    if (strcmp(cmd, "journey") == 0)
+        return wm_cli_journey(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("waymark %s\n", WM_VERSION);
         return 0;

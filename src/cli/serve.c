@@ -22,9 +22,10 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: waymark serve [--listen HOST:PORT] [--data DIR] [--partitions N]\n"
                "                     [--fsync always|interval|never] [--fsync-interval-ms MS]\n"
-               "                     [--admin-key KEY]\n"
+               "                     [--admin-key KEY] [--test-clock]\n"
                "defaults: --listen 127.0.0.1:8106 --data ./var --fsync always\n"
-               "the admin key may also come from WAYMARK_ADMIN_KEY\n");
+               "the admin key may also come from WAYMARK_ADMIN_KEY\n"
+               "--test-clock lets POST /api/v1/clock move time forward (tests and demos only)\n");
 }
 
 int wm_cli_serve(int argc, char **argv)
@@ -34,6 +35,7 @@ int wm_cli_serve(int argc, char **argv)
         {"partitions", required_argument, NULL, 'p'}, {"fsync", required_argument, NULL, 'f'},
         {"fsync-interval-ms", required_argument, NULL, 'i'},
         {"admin-key", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+        {"test-clock", no_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
     const char *listen = "127.0.0.1:8106";
     wm_engine_opts_t eo = {.data_dir = "./var", .fsync_mode = WM_FSYNC_ALWAYS};
@@ -47,6 +49,7 @@ int wm_cli_serve(int argc, char **argv)
         case 'p': eo.partitions = (uint32_t)atoi(optarg); break;
         case 'i': eo.fsync_interval_ms = (uint32_t)atoi(optarg); break;
         case 'k': eo.admin_key = optarg; break;
+        case 'T': eo.test_clock = true; break;
         case 'f':
             if (wm_fsync_mode_parse(optarg, &eo.fsync_mode)) {
                 fprintf(stderr, "waymark serve: --fsync must be always, interval or never\n");

@@ -14,6 +14,7 @@
 #include "waymark/error.h"
 #include "waymark/ingest.h"
 #include "waymark/limits.h"
+#include "waymark/rules.h"
 
 /* 1x1 transparent GIF for the web SDK's image beacon. */
 static const unsigned char GIF_1X1[] = {
@@ -308,6 +309,286 @@ static int handle_users(wm_req_t *r, wm_arena_t *a, const char **seg, int n)
     return out;
 }
 
+/* ---- journeys, channels, templates, messages, leads ---- */
+
+static int answer(wm_req_t *r, int rc, wm_buf_t *b, unsigned ok_status)
+{
+    int out;
+    if (rc == 0)
+        out = wm__http_json(r, ok_status, b);
+    else if (rc == WM_ENOTFOUND)
+        out = wm__http_error(r, 404, "not_found", "", "not found");
+    else if (rc == WM_EPARSE)
+        out = wm__http_error(r, 400, "bad_json", "body", "the body is not valid JSON");
+    else if (rc == WM_EINVAL && b->len)
+        out = wm__http_json(r, 422, b);
+    else if (rc == WM_EINVAL)
+        out = wm__http_error(r, 400, "invalid_argument", "", "invalid request");
+    else if (rc == WM_ESTATE)
+        out = wm__http_error(r, 409, "invalid_state", "", "not possible in the journey's current state");
+    else if (rc == WM_EFORBIDDEN)
+        out = wm__http_error(r, 403, "forbidden", "", "not allowed");
+    else if (rc == WM_EBUSY)
+        out = wm__http_error(r, 503, "retry", "", "busy, retry");
+    else
+        out = wm__http_error(r, 500, "internal", "", wm_strerror(rc));
+    wm_buf_release(b);
+    return out;
+}
+
+static bool can_write(const char *role)
+{
+    return !strcmp(role, "admin") || !strcmp(role, "operator");
+}
+
+static int user_param(wm_req_t *r, wm_arena_t *a, const char *project, const char *id, uint64_t *uid)
+{
+    return wm_engine_find_user(r->engine, project, id, qparam(a, r, "id_type"), uid);
+}
+
+static const char *body_str(wm_arena_t *a, wm_req_t *r, const char *field)
+{
+    wm_json_t *body;
+    wm_json_error_t je;
+    if (!r->body_len || wm_json_parse(a, r->body, r->body_len, &body, &je))
+        return NULL;
+    return wm_json_str(wm_json_get(body, field));
+}
+
+static int handle_journeys(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const char *project,
+                           const char *role)
+{
+    wm_buf_t b;
+    wm_buf_init(&b, 0);
+    bool valid = false;
+    if (n == 3 && is_get(r))
+        return answer(r, wm_engine_journeys_json(r->engine, project, &b), &b, 200);
+    if (!can_write(role) && !is_get(r)) {
+        wm_buf_release(&b);
+        return wm__http_error(r, 403, "forbidden", "", "changing journeys needs the operator or admin role");
+    }
+    if (n == 4 && !strcmp(seg[3], "validate") && is_post(r)) {
+        int rc = wm_engine_journey_validate(r->engine, project, r->body, r->body_len, &valid, &b);
+        return answer(r, rc, &b, 200);
+    }
+    if (n == 3 && is_post(r)) {
+        int rc = wm_engine_journey_save(r->engine, project, NULL, r->body, r->body_len, &valid, &b);
+        return answer(r, rc, &b, valid ? 201 : 200);
+    }
+    if (n == 4 && is_get(r))
+        return answer(r, wm_engine_journey_json(r->engine, project, seg[3], &b), &b, 200);
+    if (n == 4 && strcmp(r->method, "PUT") == 0) {
+        int rc = wm_engine_journey_save(r->engine, project, seg[3], r->body, r->body_len, &valid, &b);
+        return answer(r, rc, &b, 200);
+    }
+    if (n == 5 && !strcmp(seg[4], "report") && is_get(r))
+        return answer(r, wm_engine_journey_report(r->engine, project, seg[3], &b), &b, 200);
+    if (n == 5 && !strcmp(seg[4], "enter") && is_post(r)) {
+        const char *user = qparam(a, r, "user");
+        if (!user)
+            user = body_str(a, r, "user");
+        uint64_t uid;
+        int rc = user ? user_param(r, a, project, user, &uid) : WM_EINVAL;
+        if (!rc)
+            rc = wm_engine_journey_enter(r->engine, project, seg[3], uid, body_str(a, r, "item"));
+        if (!rc)
+            wm_buf_puts(&b, "{\"ok\":true}");
+        return answer(r, rc, &b, 200);
+    }
+    if (n == 5 && is_post(r)) {
+        const char *reason = qparam(a, r, "reason");
+        if (!reason)
+            reason = body_str(a, r, "reason");
+        int rc = wm_engine_journey_action(r->engine, project, seg[3], seg[4], role, reason, &b);
+        return answer(r, rc, &b, 200);
+    }
+    wm_buf_release(&b);
+    return wm__http_error(r, 404, "not_found", "", "no such route");
+}
+
+static int handle_docs(wm_req_t *r, const char **seg, int n, const char *project, const char *role,
+                       const char *table)
+{
+    wm_buf_t b;
+    wm_buf_init(&b, 0);
+    if (n == 3 && is_get(r))
+        return answer(r, wm_engine_docs_json(r->engine, table, project, &b), &b, 200);
+    if (n == 4 && (strcmp(r->method, "PUT") == 0 || is_post(r))) {
+        if (!can_write(role)) {
+            wm_buf_release(&b);
+            return wm__http_error(r, 403, "forbidden", "", "needs the operator or admin role");
+        }
+        int rc = wm_engine_doc_put(r->engine, table, project, seg[3], r->body, r->body_len);
+        if (!rc)
+            wm_buf_puts(&b, "{\"ok\":true}");
+        return answer(r, rc, &b, 200);
+    }
+    wm_buf_release(&b);
+    return wm__http_error(r, 404, "not_found", "", "no such route");
+}
+
+static int command_json(wm_req_t *r, uint64_t user, wm_buf_t *cmd, wm_buf_t *b)
+{
+    if (cmd->err)
+        return cmd->err;
+    int rc = wm_engine_command(r->engine, user, cmd->data, cmd->len);
+    if (!rc)
+        wm_buf_puts(b, "{\"ok\":true}");
+    return rc;
+}
+
+static int handle_leads(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const char *project,
+                        const char *role)
+{
+    wm_buf_t b, cmd;
+    wm_buf_init(&b, 0);
+    wm_buf_init(&cmd, 0);
+    int rc;
+    if (n == 3 && is_get(r)) {
+        const char *lim = qparam(a, r, "limit");
+        rc = wm_engine_leads_json(r->engine, qparam(a, r, "project"), qparam(a, r, "queue"),
+                                  qparam(a, r, "assignee"), qparam(a, r, "status"),
+                                  lim ? (uint32_t)atoi(lim) : 200, role, &b);
+    } else if (n == 4 && is_get(r)) {
+        rc = wm_engine_lead_json(r->engine, seg[3], role, &b);
+    } else if (n == 5 && is_post(r) && (!strcmp(seg[4], "claim") || !strcmp(seg[4], "complete"))) {
+        uint64_t user = wm_engine_user_of(seg[3]);
+        bool claim = !strcmp(seg[4], "claim");
+        const char *who = body_str(a, r, "assignee");
+        const char *outcome = body_str(a, r, "outcome");
+        static const char *outcomes[] = {"contacted", "interested", "purchased", "declined"};
+        bool ok_outcome = false;
+        for (size_t i = 0; outcome && i < 4; i++)
+            ok_outcome |= !strcmp(outcome, outcomes[i]);
+        if (!user || seg[3][0] != 'l') {
+            rc = WM_ENOTFOUND;
+        } else if (claim ? !who : !ok_outcome) {
+            wm_buf_release(&b);
+            wm_buf_release(&cmd);
+            return wm__http_error(r, 400, "invalid_argument", claim ? "assignee" : "outcome",
+                                  claim ? "claim needs {\"assignee\": \"...\"}"
+                                        : "outcome must be contacted, interested, purchased or declined");
+        } else {
+            wm_buf_printf(&cmd, "{\"cmd\":\"%s\",\"lead_id\":", claim ? "lead_claim" : "lead_complete");
+            wm_buf_json_str(&cmd, seg[3], strlen(seg[3]));
+            if (claim) {
+                wm_buf_puts(&cmd, ",\"assignee\":");
+                wm_buf_json_str(&cmd, who, strlen(who));
+            } else {
+                const char *note = body_str(a, r, "note");
+                wm_buf_puts(&cmd, ",\"outcome\":");
+                wm_buf_json_str(&cmd, outcome, strlen(outcome));
+                if (note) {
+                    wm_buf_puts(&cmd, ",\"note\":");
+                    wm_buf_json_str(&cmd, note, strlen(note));
+                }
+            }
+            wm_buf_putc(&cmd, '}');
+            rc = command_json(r, user, &cmd, &b);
+        }
+    } else {
+        wm_buf_release(&cmd);
+        wm_buf_release(&b);
+        return wm__http_error(r, 404, "not_found", "", "no such route");
+    }
+    (void)project;
+    wm_buf_release(&cmd);
+    return answer(r, rc, &b, 200);
+}
+
+static int handle_messaging(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const char *project,
+                            const char *role)
+{
+    wm_buf_t b, cmd;
+    wm_buf_init(&b, 0);
+    wm_buf_init(&cmd, 0);
+    int rc = WM_ENOTFOUND;
+    uint64_t uid = 0;
+    if (!strcmp(seg[2], "messages") && n == 3 && is_get(r)) {
+        const char *user = qparam(a, r, "user");
+        const char *lim = qparam(a, r, "limit");
+        rc = user ? user_param(r, a, project, user, &uid) : WM_EINVAL;
+        if (!rc)
+            rc = wm_engine_messages_json(r->engine, uid, lim ? (uint32_t)atoi(lim) : 100, &b);
+    } else if (!strcmp(seg[2], "messages") && n == 4 && is_get(r)) {
+        rc = wm_engine_message_json(r->engine, seg[3], &b);
+    } else if (!strcmp(seg[2], "inbox") && n == 4 && is_get(r)) {
+        rc = user_param(r, a, project, seg[3], &uid);
+        if (!rc)
+            rc = wm_engine_inbox_json(r->engine, uid, &b);
+    } else if (!strcmp(seg[2], "inbox") && n == 5 && !strcmp(seg[4], "read") && is_post(r)) {
+        const char *mid = qparam(a, r, "message_id");
+        if (!mid)
+            mid = body_str(a, r, "message_id");
+        rc = mid ? user_param(r, a, project, seg[3], &uid) : WM_EINVAL;
+        if (!rc) {
+            wm_buf_puts(&cmd, "{\"cmd\":\"inbox_read\",\"message_id\":");
+            wm_buf_json_str(&cmd, mid, strlen(mid));
+            wm_buf_putc(&cmd, '}');
+            rc = command_json(r, uid, &cmd, &b);
+        }
+    } else if (!strcmp(seg[2], "receipts") && n == 3 && is_post(r)) {
+        const char *mid = body_str(a, r, "message_id");
+        const char *status = body_str(a, r, "status");
+        uid = mid ? wm_engine_user_of(mid) : 0;
+        if (!mid || !status || !uid) {
+            rc = WM_EINVAL;
+        } else {
+            wm_buf_puts(&cmd, "{\"cmd\":\"receipt\",\"message_id\":");
+            wm_buf_json_str(&cmd, mid, strlen(mid));
+            wm_buf_puts(&cmd, ",\"status\":");
+            wm_buf_json_str(&cmd, status, strlen(status));
+            const char *pid = body_str(a, r, "provider_id");
+            if (pid) {
+                wm_buf_puts(&cmd, ",\"provider_id\":");
+                wm_buf_json_str(&cmd, pid, strlen(pid));
+            }
+            wm_buf_putc(&cmd, '}');
+            rc = command_json(r, uid, &cmd, &b);
+        }
+    } else if (!strcmp(seg[2], "clock") && n == 3) {
+        if (is_post(r)) {
+            const char *adv = body_str(a, r, "advance");
+            int64_t ms = 0;
+            rc = adv && !wm_duration_parse(adv, &ms) ? wm_engine_clock_advance(r->engine, ms) : WM_EINVAL;
+        } else {
+            rc = 0;
+        }
+        if (!rc)
+            wm_buf_printf(&b, "{\"now_ms\":%lld}", (long long)wm_engine_now(r->engine));
+    }
+    (void)role;
+    wm_buf_release(&cmd);
+    return answer(r, rc, &b, 200);
+}
+
+static int handle_consent(wm_req_t *r, wm_arena_t *a, const char *project, const char *id)
+{
+    wm_buf_t b, cmd;
+    wm_buf_init(&b, 0);
+    wm_buf_init(&cmd, 0);
+    uint64_t uid;
+    const char *channel = body_str(a, r, "channel");
+    wm_json_t *body = NULL;
+    wm_json_error_t je;
+    const wm_json_t *consent = NULL;
+    if (r->body_len && wm_json_parse(a, r->body, r->body_len, &body, &je) == 0)
+        consent = wm_json_get(body, "consent");
+    int rc = channel && consent && (consent->type == WM_JSON_TRUE || consent->type == WM_JSON_FALSE)
+                 ? user_param(r, a, project, id, &uid)
+                 : WM_EINVAL;
+    if (!rc) {
+        wm_buf_puts(&cmd, "{\"cmd\":\"consent\",\"project\":");
+        wm_buf_json_str(&cmd, project, strlen(project));
+        wm_buf_puts(&cmd, ",\"channel\":");
+        wm_buf_json_str(&cmd, channel, strlen(channel));
+        wm_buf_printf(&cmd, ",\"consent\":%s}", consent->type == WM_JSON_TRUE ? "true" : "false");
+        rc = command_json(r, uid, &cmd, &b);
+    }
+    wm_buf_release(&cmd);
+    return answer(r, rc, &b, 200);
+}
+
 static int handle_api(wm_req_t *r, wm_arena_t *a)
 {
     const char *seg[8];
@@ -326,6 +607,28 @@ static int handle_api(wm_req_t *r, wm_arena_t *a)
     wm_buf_init(&b, 0);
     int rc, out;
     bool admin = strcmp(role, "admin") == 0;
+    if (!strcmp(seg[2], "journeys")) {
+        wm_buf_release(&b);
+        return handle_journeys(r, a, seg, n, project, role);
+    }
+    if (!strcmp(seg[2], "channels") || !strcmp(seg[2], "templates") || !strcmp(seg[2], "settings")) {
+        wm_buf_release(&b);
+        return handle_docs(r, seg, n, project, role,
+                           !strcmp(seg[2], "settings") ? "project_settings" : seg[2]);
+    }
+    if (!strcmp(seg[2], "leads")) {
+        wm_buf_release(&b);
+        return handle_leads(r, a, seg, n, project, role);
+    }
+    if (!strcmp(seg[2], "messages") || !strcmp(seg[2], "inbox") || !strcmp(seg[2], "receipts") ||
+        !strcmp(seg[2], "clock")) {
+        wm_buf_release(&b);
+        return handle_messaging(r, a, seg, n, project, role);
+    }
+    if (strcmp(seg[2], "users") == 0 && n == 5 && !strcmp(seg[4], "consent") && is_post(r)) {
+        wm_buf_release(&b);
+        return handle_consent(r, a, project, seg[3]);
+    }
     if (strcmp(seg[2], "users") == 0 && n >= 4 && is_get(r)) {
         wm_buf_release(&b);
         return handle_users(r, a, seg, n);

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "waymark/alloc.h"
 #include "waymark/error.h"
@@ -45,6 +46,21 @@ static const char *SCHEMA_SQL =
     "  field TEXT NOT NULL, message TEXT NOT NULL, raw TEXT NOT NULL,"
     "  received_ms INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER)*1000));"
     "CREATE INDEX IF NOT EXISTS deadletter_project ON deadletter(project, id);"
+    "CREATE TABLE IF NOT EXISTS journeys(project TEXT NOT NULL, key TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'draft', draft TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0,"
+    "  updated_ms INTEGER NOT NULL, PRIMARY KEY(project, key));"
+    "CREATE TABLE IF NOT EXISTS journey_versions(project TEXT NOT NULL, key TEXT NOT NULL,"
+    "  version INTEGER NOT NULL, definition TEXT NOT NULL, published_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(project, key, version));"
+    "CREATE TABLE IF NOT EXISTS journey_log(id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL,"
+    "  key TEXT NOT NULL, action TEXT NOT NULL, version INTEGER, actor TEXT, reason TEXT,"
+    "  at_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS channels(project TEXT NOT NULL, name TEXT NOT NULL,"
+    "  definition TEXT NOT NULL, PRIMARY KEY(project, name));"
+    "CREATE TABLE IF NOT EXISTS templates(project TEXT NOT NULL, key TEXT NOT NULL,"
+    "  definition TEXT NOT NULL, PRIMARY KEY(project, key));"
+    "CREATE TABLE IF NOT EXISTS project_settings(project TEXT NOT NULL, name TEXT NOT NULL,"
+    "  value TEXT NOT NULL, PRIMARY KEY(project, name));"
     "INSERT OR IGNORE INTO projects(name, token) VALUES('default', NULL);";
 
 static const char *TYPE_NAMES[] = {"none", "number", "bool", "string", "list", "datetime", "date"};
@@ -693,4 +709,266 @@ int64_t wm__catalog_deadletter_count(wm_catalog_t *c)
     }
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+/* ---- journeys, channels, templates, settings ---- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int wm__catalog_doc_put(wm_catalog_t *c, const char *table, const char *project, const char *name,
+                        const char *json)
+{
+    char sql[200];
+    const char *keycol = strcmp(table, "channels") == 0 ? "name" : "key";
+    if (strcmp(table, "project_settings") == 0)
+        keycol = "name";
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s(project, %s, %s) VALUES(?,?,?) ON CONFLICT DO UPDATE SET %s = excluded.%s",
+             table, keycol, strcmp(table, "project_settings") == 0 ? "value" : "definition",
+             strcmp(table, "project_settings") == 0 ? "value" : "definition",
+             strcmp(table, "project_settings") == 0 ? "value" : "definition");
+    pthread_mutex_lock(&c->mu);
+    const char *p[3] = {project, name, json};
+    int rc = exec_text(c, sql, 3, p);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_doc_each(wm_catalog_t *c, const char *table, const char *project,
+                         wm__catalog_doc_cb cb, void *ctx)
+{
+    char sql[200];
+    bool settings = strcmp(table, "project_settings") == 0;
+    snprintf(sql, sizeof sql, "SELECT project, %s, %s FROM %s %s ORDER BY 1, 2",
+             strcmp(table, "templates") == 0 ? "key" : "name", settings ? "value" : "definition",
+             table, project ? "WHERE project = ?" : "");
+    /* copy rows out first so that cb may call back into the catalog */
+    typedef struct row { char *p, *n, *d; } row_t;
+    row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&c->mu);
+        return WM_EIO;
+    }
+    if (project)
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            row_t *r = wm_realloc(rows, cap * sizeof *r);
+            if (!r) {
+                rc = WM_ENOMEM;
+                break;
+            }
+            rows = r;
+        }
+        rows[n].p = wm_strdup((const char *)sqlite3_column_text(st, 0));
+        rows[n].n = wm_strdup((const char *)sqlite3_column_text(st, 1));
+        rows[n].d = wm_strdup((const char *)sqlite3_column_text(st, 2));
+        n++;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && rows[i].p && rows[i].n && rows[i].d)
+            rc = cb(ctx, rows[i].p, rows[i].n, rows[i].d);
+        wm_free(rows[i].p), wm_free(rows[i].n), wm_free(rows[i].d);
+    }
+    wm_free(rows);
+    return rc;
+}
+
+int wm__catalog_journey_save(wm_catalog_t *c, const char *project, const char *key, const char *json)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)wall_ms());
+    const char *p[4] = {project, key, json, now};
+    pthread_mutex_lock(&c->mu);
+    int rc = exec_text(c,
+                       "INSERT INTO journeys(project, key, draft, updated_ms) VALUES(?,?,?,CAST(? AS INTEGER)) "
+                       "ON CONFLICT DO UPDATE SET draft = excluded.draft, updated_ms = excluded.updated_ms",
+                       4, p);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_journey_get(wm_catalog_t *c, const char *project, const char *key,
+                            wm__journey_row_t *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int rc = WM_EIO;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT status, draft, version, updated_ms FROM journeys WHERE project = ? AND key = ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        rc = WM_ENOTFOUND;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            snprintf(out->status, sizeof out->status, "%s", (const char *)sqlite3_column_text(st, 0));
+            out->draft = wm_strdup((const char *)sqlite3_column_text(st, 1));
+            out->version = (uint32_t)sqlite3_column_int(st, 2);
+            out->updated_ms = sqlite3_column_int64(st, 3);
+            rc = out->draft ? 0 : WM_ENOMEM;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_journey_publish(wm_catalog_t *c, const char *project, const char *key,
+                                uint32_t *version)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = WM_EIO;
+    char *err = NULL;
+    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) {
+        sqlite3_free(err);
+        pthread_mutex_unlock(&c->mu);
+        return WM_EIO;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT version, draft FROM journeys WHERE project = ? AND key = ?", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        rc = WM_ENOTFOUND;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            uint32_t v = (uint32_t)sqlite3_column_int(st, 0) + 1;
+            char *draft = wm_strdup((const char *)sqlite3_column_text(st, 1));
+            sqlite3_finalize(st);
+            st = NULL;
+            char vs[16], now[24];
+            snprintf(vs, sizeof vs, "%u", v);
+            snprintf(now, sizeof now, "%lld", (long long)wall_ms());
+            const char *p1[5] = {project, key, vs, draft, now};
+            const char *p2[4] = {vs, now, project, key};
+            rc = draft ? exec_text(c,
+                                   "INSERT INTO journey_versions(project, key, version, definition, published_ms) "
+                                   "VALUES(?,?,CAST(? AS INTEGER),?,CAST(? AS INTEGER))",
+                                   5, p1)
+                       : WM_ENOMEM;
+            if (!rc)
+                rc = exec_text(c,
+                               "UPDATE journeys SET version = CAST(? AS INTEGER), status = 'published', "
+                               "updated_ms = CAST(? AS INTEGER) WHERE project = ? AND key = ?",
+                               4, p2);
+            wm_free(draft);
+            if (!rc)
+                *version = v;
+        }
+        if (st)
+            sqlite3_finalize(st);
+    }
+    sqlite3_exec(c->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_journey_status(wm_catalog_t *c, const char *project, const char *key,
+                               const char *status, const char *actor, const char *reason)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)wall_ms());
+    const char *p[4] = {status, now, project, key};
+    const char *l[6] = {project, key, status, actor ? actor : "", reason ? reason : "", now};
+    pthread_mutex_lock(&c->mu);
+    int rc = exec_text(c, "UPDATE journeys SET status = ?, updated_ms = CAST(? AS INTEGER) "
+                          "WHERE project = ? AND key = ?",
+                       4, p);
+    if (!rc && sqlite3_changes(c->db) == 0)
+        rc = WM_ENOTFOUND;
+    if (!rc)
+        rc = exec_text(c, "INSERT INTO journey_log(project, key, action, actor, reason, at_ms) "
+                          "VALUES(?,?,?,?,?,CAST(? AS INTEGER))",
+                       6, l);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_journey_versions(wm_catalog_t *c, wm__journey_version_cb cb, void *ctx)
+{
+    typedef struct row { char *p, *k, *d, *status; uint32_t v, cur; } row_t;
+    row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT v.project, v.key, v.version, v.definition, j.status, j.version "
+                           "FROM journey_versions v JOIN journeys j ON j.project = v.project AND j.key = v.key "
+                           "ORDER BY v.project, v.key, v.version",
+                           -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&c->mu);
+        return WM_EIO;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            row_t *r = wm_realloc(rows, cap * sizeof *r);
+            if (!r) {
+                rc = WM_ENOMEM;
+                break;
+            }
+            rows = r;
+        }
+        rows[n].p = wm_strdup((const char *)sqlite3_column_text(st, 0));
+        rows[n].k = wm_strdup((const char *)sqlite3_column_text(st, 1));
+        rows[n].v = (uint32_t)sqlite3_column_int(st, 2);
+        rows[n].d = wm_strdup((const char *)sqlite3_column_text(st, 3));
+        rows[n].status = wm_strdup((const char *)sqlite3_column_text(st, 4));
+        rows[n].cur = (uint32_t)sqlite3_column_int(st, 5);
+        n++;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && rows[i].p && rows[i].k && rows[i].d && rows[i].status)
+            rc = cb(ctx, rows[i].p, rows[i].k, rows[i].v, rows[i].d, rows[i].status, rows[i].cur);
+        wm_free(rows[i].p), wm_free(rows[i].k), wm_free(rows[i].d), wm_free(rows[i].status);
+    }
+    wm_free(rows);
+    return rc;
+}
+
+int wm__catalog_journeys_json(wm_catalog_t *c, const char *project, wm_buf_t *out)
+{
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int rc = WM_EIO;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT key, status, version, updated_ms, draft FROM journeys WHERE project = ? ORDER BY key",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+        wm_buf_puts(out, "{\"journeys\":[");
+        int first = 1;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *k = (const char *)sqlite3_column_text(st, 0);
+            const char *s = (const char *)sqlite3_column_text(st, 1);
+            if (!first)
+                wm_buf_putc(out, ',');
+            first = 0;
+            wm_buf_puts(out, "{\"key\":");
+            wm_buf_json_str(out, k, strlen(k));
+            wm_buf_puts(out, ",\"status\":");
+            wm_buf_json_str(out, s, strlen(s));
+            wm_buf_printf(out, ",\"version\":%d,\"updated_ms\":%lld}", sqlite3_column_int(st, 2),
+                          (long long)sqlite3_column_int64(st, 3));
+        }
+        wm_buf_puts(out, "]}");
+        sqlite3_finalize(st);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }

@@ -70,6 +70,40 @@ int wm__catalog_deadletter_each(wm_catalog_t *c, const char *project, int64_t id
 int wm__catalog_deadletter_delete(wm_catalog_t *c, int64_t id);
 int64_t wm__catalog_deadletter_count(wm_catalog_t *c);
 
+/* ---- journeys, channels, templates, project settings ---- */
+
+/* Small JSON documents keyed by (project, name) in table "channels",
+ * "templates" or "project_settings" (value text). */
+int wm__catalog_doc_put(wm_catalog_t *c, const char *table, const char *project, const char *name,
+                        const char *json);
+typedef int (*wm__catalog_doc_cb)(void *ctx, const char *project, const char *name, const char *json);
+/* project NULL = all projects */
+int wm__catalog_doc_each(wm_catalog_t *c, const char *table, const char *project,
+                         wm__catalog_doc_cb cb, void *ctx);
+
+typedef struct wm__journey_row {
+    char status[16];            /* draft | published | paused | stopped */
+    char *draft;                /* wm_malloc'd JSON, caller frees */
+    uint32_t version;           /* latest published version, 0 if never */
+    int64_t updated_ms;
+} wm__journey_row_t;
+
+/* Creates or replaces the draft of a journey. */
+int wm__catalog_journey_save(wm_catalog_t *c, const char *project, const char *key, const char *json);
+int wm__catalog_journey_get(wm_catalog_t *c, const char *project, const char *key,
+                            wm__journey_row_t *out);
+/* Copies the draft into a new version and marks the journey published. */
+int wm__catalog_journey_publish(wm_catalog_t *c, const char *project, const char *key,
+                                uint32_t *version);
+/* Sets the status (paused, published, stopped) and records who and why. */
+int wm__catalog_journey_status(wm_catalog_t *c, const char *project, const char *key,
+                               const char *status, const char *actor, const char *reason);
+typedef int (*wm__journey_version_cb)(void *ctx, const char *project, const char *key, uint32_t version,
+                                      const char *definition, const char *status, uint32_t current);
+/* Every published version of every journey (instances may run on old ones). */
+int wm__catalog_journey_versions(wm_catalog_t *c, wm__journey_version_cb cb, void *ctx);
+int wm__catalog_journeys_json(wm_catalog_t *c, const char *project, wm_buf_t *out);
+
 /* SHA-256 hex of s (65 bytes with NUL). */
 void wm__sha256_hex(const char *s, size_t n, char hex[65]);
 

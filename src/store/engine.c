@@ -24,48 +24,13 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "engine_internal.h"
 #include "partition.h"
 #include "waymark/alloc.h"
 #include "waymark/error.h"
 #include "waymark/identity.h"
 #include "waymark/limits.h"
 #include "waymark/strmap.h"
-
-/* Two-generation hash set of u64 for the dedup window: lookups check both
- * generations; when the current one is half full it becomes the previous one.
- * So the window holds between N/2 and N recent keys, with no per-key eviction. */
-#define DEDUP_GEN_SLOTS (1u << 20)
-#define DEDUP_GEN_FILL (WM_DEDUP_WINDOW_MAX / 2)
-#define DEDUP_TOMBSTONE 1ull
-#define READY_WAIT_MS 30000     /* a submit during log replay waits at most this */
-
-typedef struct dedup_gen {
-    uint64_t *slots;
-    uint32_t count;
-} dedup_gen_t;
-
-struct wm_engine {
-    char *data_dir;
-    wm_catalog_t *catalog;
-    wm_identity_t *identity;
-    uint32_t n_parts;
-    wm_part_t **parts;
-    wm_fsync_mode_t fsync_mode;
-    char admin_key[80];
-    char admin_key_path[4096];
-    bool admin_key_generated;
-
-    pthread_mutex_t route_mu;
-    int lock_fd;                /* flock on DIR/LOCK: one process per data dir */
-
-    pthread_mutex_t dedup_mu;
-    dedup_gen_t dedup[2];   /* [0] current, [1] previous */
-
-    pthread_mutex_t metrics_mu;
-    wm_strmap_t rejected;   /* reason -> count */
-    wm_strmap_t requests;   /* route -> count */
-    _Atomic uint64_t m_accepted, m_duplicates, m_bytes_in, m_busy;
-};
 
 /* ---- small helpers ---- */
 
@@ -272,6 +237,9 @@ int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out)
         goto fail;
     if ((rc = setup_admin_key(e, opts->admin_key)))
         goto fail;
+    e->test_clock = opts->test_clock;
+    if ((rc = wm__engine_journeys_open(e)))
+        goto fail;
     wm_identity_opts_t io = {.dir = opts->data_dir, .nosync = true};
     if ((rc = wm_identity_open(&io, &e->identity)))
         goto fail;
@@ -315,6 +283,8 @@ int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out)
     for (uint32_t i = 0; i < n; i++)
         if ((rc = wm__part_start(e->parts[i])))
             goto fail;
+    if ((rc = wm__engine_journeys_start(e)))
+        goto fail;
     *out = e;
     return 0;
 fail:
@@ -326,9 +296,11 @@ void wm_engine_close(wm_engine_t *e)
 {
     if (!e)
         return;
+    wm__engine_journeys_close(e);
     for (uint32_t i = 0; i < e->n_parts; i++)
         wm__part_close(e->parts[i]);
     wm_free(e->parts);
+    wm__engine_journeys_free(e);
     if (e->identity) {
         wm_identity_sync(e->identity);
         wm_identity_close(e->identity);
@@ -898,7 +870,13 @@ int wm_engine_user_json(wm_engine_t *e, const char *project, uint64_t user_id, w
     rc = wm_identity_merges_list(e->identity, project, user_id, merge_cb, &mj);
     if (rc && rc != WM_ENOTFOUND)
         return rc;
-    wm_buf_puts(out, "],\"tags\":{},\"segments\":[],\"journeys\":[]}");
+    wm_buf_puts(out, "],\"tags\":");
+    if ((rc = wm__jrt_user_tags_json(p->jrt, user_id, out)))
+        return rc;
+    wm_buf_puts(out, ",\"segments\":[],\"journeys\":[");
+    if ((rc = wm__jrt_user_journeys_json(p->jrt, user_id, out)))
+        return rc;
+    wm_buf_puts(out, "]}");
     return out->err;
 }
 
@@ -1160,6 +1138,7 @@ void wm_engine_metrics(wm_engine_t *e, wm_buf_t *out)
                       (unsigned long long)atomic_load(&p->applied_seq), i,
                       (unsigned long long)atomic_load(&p->m_apply_errors));
     }
+    wm__engine_journey_metrics(e, out);
     wm_buf_printf(out,
                   "# HELP waymark_deadletters Records kept in the dead-letter store.\n"
                   "# TYPE waymark_deadletters gauge\n"

@@ -63,6 +63,39 @@ static int mdb_err(int rc, const char *what, uint32_t part)
     return rc == MDB_MAP_FULL ? WM_ELIMIT : WM_EIO;
 }
 
+/* ---- journey runtime host callbacks ---- */
+
+static int host_item_get(void *ctx, const char *project, const char *type, const char *id, char **json,
+                         size_t *len)
+{
+    wm_part_t *p = ctx;
+    return wm__engine_item_raw(p->engine, project, type, id, json, len);
+}
+
+static int host_read_event(void *ctx, const wm_log_pos_t *pos, char **json, size_t *len)
+{
+    wm_part_t *p = ctx;
+    void *payload = NULL;
+    uint32_t plen = 0;
+    int rc = wm_log_read_at(p->log, pos, &payload, &plen);
+    if (rc)
+        return rc;
+    if (plen < sizeof(wm_payload_hdr_t)) {
+        wm_free(payload);
+        return WM_ECORRUPT;
+    }
+    *len = plen - sizeof(wm_payload_hdr_t);
+    *json = wm_strndup((char *)payload + sizeof(wm_payload_hdr_t), *len);
+    wm_free(payload);
+    return *json ? 0 : WM_ENOMEM;
+}
+
+static void host_dispatch(void *ctx, const wm_dispatch_msg_t *m)
+{
+    wm_part_t *p = ctx;
+    wm__engine_dispatch(p->engine, m);
+}
+
 int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_opts_t *lo,
                   wm_part_t **out)
 {
@@ -92,7 +125,7 @@ int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_
         rc = WM_EIO;
         goto fail;
     }
-    if ((rc = mdb_env_create(&p->env)) || (rc = mdb_env_set_maxdbs(p->env, 8)) ||
+    if ((rc = mdb_env_create(&p->env)) || (rc = mdb_env_set_maxdbs(p->env, 32)) ||
         (rc = mdb_env_set_mapsize(p->env, (size_t)64 << 30)) ||
         (rc = mdb_env_open(p->env, path, MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS, 0644))) {
         rc = mdb_err(rc, "open state", index);
@@ -111,6 +144,20 @@ int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_
         (rc = mdb_dbi_open(txn, "merges", MDB_CREATE, &p->dbi_merges))) {
         mdb_txn_abort(txn);
         rc = mdb_err(rc, "dbi", index);
+        goto fail;
+    }
+    wm_jrt_host_t host = {
+        .ctx = p,
+        .part_index = index,
+        .n_parts = wm__engine_partitions(e),
+        .dbi_profiles = p->dbi_profiles,
+        .dbi_events = p->dbi_events,
+        .item_get = host_item_get,
+        .read_event = host_read_event,
+        .dispatch = host_dispatch,
+    };
+    if ((rc = wm__jrt_open(p->env, txn, wm__engine_jreg(e), &host, &p->jrt))) {
+        mdb_txn_abort(txn);
         goto fail;
     }
     MDB_val k = {sizeof "applied_seq" - 1, "applied_seq"}, v;
@@ -168,6 +215,8 @@ typedef struct apply_ctx {
     wm_part_t *p;
     MDB_txn *txn;
     wm_arena_t arena;
+    wm_arena_t jarena;          /* journey runtime scratch, reset per record */
+    wm_jtx_t jtx;
 } apply_ctx_t;
 
 static int parse_record(apply_ctx_t *ac, const char *json, size_t len, wm_record_t *rec)
@@ -340,10 +389,16 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     const char *json = (const char *)payload + sizeof h;
     size_t jlen = len - sizeof h;
     wm_arena_reset(&ac->arena);
+    wm_arena_reset(&ac->jarena);
     if (h.kind == WM_PAYLOAD_MERGE)
         return apply_merge(ac, &h);
+    if (h.kind == WM_PAYLOAD_COMMAND)
+        return wm__jrt_on_command(&ac->jtx, h.user_id, json, jlen);
     if (h.kind != WM_PAYLOAD_RECORD)
         return WM_ECORRUPT;
+    /* an op event appended twice (crash between append and apply) counts once */
+    if ((h.flags & WM_PFLAG_OPQ) && !wm__jrt_op_take(&ac->jtx, h.from_hw))
+        return 0;
     bool event = is_event_type(h.rec_type);
     bool need_record = !event || (h.flags & WM_PFLAG_USER_CREATED);
     wm_record_t rec;
@@ -352,8 +407,14 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
         return rc;
     if ((h.flags & WM_PFLAG_USER_CREATED) && (rc = apply_user_created(ac, &h, &rec)))
         return rc;
-    if (event)
-        return apply_event(ac, &h, pos);
+    if (event) {
+        if ((rc = apply_event(ac, &h, pos)))
+            return rc;
+        if (!wm__jrt_active(ac->p->jrt))
+            return 0;
+        return wm__jrt_on_event(&ac->jtx, h.user_id, json, jlen, pos,
+                                (h.flags & WM_PFLAG_BOOKKEEPING) != 0);
+    }
     if (h.rec_type == WM_REC_ITEM_SET || h.rec_type == WM_REC_ITEM_DELETE)
         return apply_item(ac, &rec);
     return apply_profile(ac, &h, &rec);
@@ -434,6 +495,7 @@ static int replay(wm_part_t *p)
         return rc;
     apply_ctx_t ac = {.p = p};
     wm_arena_init(&ac.arena, 64 * 1024);
+    wm_arena_init(&ac.jarena, 64 * 1024);
     wm_log_pos_t pos;
     const void *payload;
     uint32_t len;
@@ -448,9 +510,12 @@ static int replay(wm_part_t *p)
         }
         if (pos.seq <= applied)
             continue;
-        if (!ac.txn && (rc = mdb_txn_begin(p->env, NULL, 0, &ac.txn))) {
-            rc = mdb_err(rc, "replay txn", p->index);
-            break;
+        if (!ac.txn) {
+            if ((rc = mdb_txn_begin(p->env, NULL, 0, &ac.txn))) {
+                rc = mdb_err(rc, "replay txn", p->index);
+                break;
+            }
+            wm__jtx_begin(&ac.jtx, p->jrt, ac.txn, &ac.jarena, wm__engine_clock(p->engine));
         }
         if ((rc = apply_one(&ac, payload, len, &pos)) && rc != WM_ECORRUPT)
             break;
@@ -459,18 +524,23 @@ static int replay(wm_part_t *p)
         if (++in_txn >= REPLAY_TXN_RECORDS || pos.seq == last) {
             if ((rc = put_applied(p, ac.txn, pos.seq)) || (rc = mdb_txn_commit(ac.txn))) {
                 ac.txn = NULL;
+                wm__jtx_aborted(&ac.jtx);
                 rc = WM_EIO;
                 break;
             }
             ac.txn = NULL;
+            wm__jtx_committed(&ac.jtx);
             in_txn = 0;
             publish_applied(p, pos.seq);
         }
     }
-    if (ac.txn)
+    if (ac.txn) {
         mdb_txn_abort(ac.txn);
+        wm__jtx_aborted(&ac.jtx);
+    }
     wm_log_iter_close(it);
     wm_arena_release(&ac.arena);
+    wm_arena_release(&ac.jarena);
     if (replayed)
         fprintf(stderr, "waymark: partition %u: replayed %llu records from the log\n", p->index,
                 (unsigned long long)replayed);
@@ -479,11 +549,51 @@ static int replay(wm_part_t *p)
 
 /* ---- writer loop ---- */
 
+/* How long the writer may sleep: until the next journey timer is due. */
+static bool timer_due(wm_part_t *p, struct timespec *until)
+{
+    int64_t due = wm__jrt_next_due(p->jrt);
+    if (due == INT64_MAX)
+        return false;
+    int64_t now = wm__engine_clock(p->engine);
+    int64_t wait = due - now;
+    if (wait < 0)
+        wait = 0;
+    if (wait > 60000)
+        wait = 60000;
+    clock_gettime(CLOCK_REALTIME, until);
+    until->tv_sec += wait / 1000;
+    until->tv_nsec += (long)(wait % 1000) * 1000000L + 1000000L;
+    if (until->tv_nsec >= 1000000000L) {
+        until->tv_sec++;
+        until->tv_nsec -= 1000000000L;
+    }
+    return true;
+}
+
+void wm__part_wake(wm_part_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->timers_woken = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static wm_job_t *take_jobs(wm_part_t *p, bool *stop)
 {
     pthread_mutex_lock(&p->mu);
-    while (!p->head && !p->stopping)
-        pthread_cond_wait(&p->cv, &p->mu);
+    while (!p->head && !p->stopping && !p->timers_woken) {
+        struct timespec until;
+        if (wm__jrt_next_due(p->jrt) <= wm__engine_clock(p->engine))
+            break;
+        if (timer_due(p, &until)) {
+            if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)
+                break;
+        } else {
+            pthread_cond_wait(&p->cv, &p->mu);
+        }
+    }
+    p->timers_woken = false;
     wm_job_t *jobs = p->head;
     /* take whole jobs up to APPLY_BATCH_MAX records (at least one job) */
     uint32_t n = 0;
@@ -548,6 +658,7 @@ static int apply_round(wm_part_t *p, apply_ctx_t *ac, wm_job_t *jobs, const wm_l
     int rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn);
     if (rc)
         return mdb_err(rc, "apply txn", p->index);
+    wm__jtx_begin(&ac->jtx, p->jrt, ac->txn, &ac->jarena, wm__engine_clock(p->engine));
     uint32_t k = 0;
     for (wm_job_t *j = jobs; j; j = j->next) {
         for (uint32_t i = 0; i < j->n; i++, k++) {
@@ -566,14 +677,103 @@ static int apply_round(wm_part_t *p, apply_ctx_t *ac, wm_job_t *jobs, const wm_l
         goto abort;
     rc = mdb_txn_commit(ac->txn);
     ac->txn = NULL;
-    if (rc)
+    if (rc) {
+        wm__jtx_aborted(&ac->jtx);
         return mdb_err(rc, "apply commit", p->index);
+    }
+    wm__jtx_committed(&ac->jtx);
     publish_applied(p, pos[k - 1].seq);
     return 0;
 abort:
     mdb_txn_abort(ac->txn);
     ac->txn = NULL;
+    wm__jtx_aborted(&ac->jtx);
     return rc;
+}
+
+/* ---- journey timers and op events ---- */
+
+#define TIMERS_PER_TXN 5000
+
+static void queue_ops(wm_part_t *p);
+
+static int fire_timers(wm_part_t *p, apply_ctx_t *ac)
+{
+    bool more = true;
+    int rc = 0;
+    while (more && !rc) {
+        if ((rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn)))
+            return mdb_err(rc, "timer txn", p->index);
+        wm_arena_reset(&ac->jarena);
+        wm__jtx_begin(&ac->jtx, p->jrt, ac->txn, &ac->jarena, wm__engine_clock(p->engine));
+        rc = wm__jrt_fire_timers(&ac->jtx, TIMERS_PER_TXN, &more);
+        if (rc) {
+            mdb_txn_abort(ac->txn);
+            wm__jtx_aborted(&ac->jtx);
+        } else if ((rc = mdb_txn_commit(ac->txn))) {
+            wm__jtx_aborted(&ac->jtx);
+            rc = mdb_err(rc, "timer commit", p->index);
+        } else {
+            wm__jtx_committed(&ac->jtx);
+        }
+        ac->txn = NULL;
+        queue_ops(p);
+    }
+    return rc;
+}
+
+typedef struct ops_job {
+    wm_job_t *job;
+    uint32_t cap;
+    int err;
+} ops_job_t;
+
+static void ops_emit(void *ctx, const unsigned char *payload, uint32_t len)
+{
+    ops_job_t *oj = ctx;
+    if (oj->err)
+        return;
+    if (!oj->job && !(oj->job = wm_calloc(1, sizeof *oj->job))) {
+        oj->err = WM_ENOMEM;
+        return;
+    }
+    wm_job_t *j = oj->job;
+    if (j->n == oj->cap) {
+        uint32_t cap = oj->cap ? oj->cap * 2 : 64;
+        unsigned char **pl = wm_realloc(j->payloads, cap * sizeof *pl);
+        uint32_t *ln = pl ? wm_realloc(j->lens, cap * sizeof *ln) : NULL;
+        if (pl)
+            j->payloads = pl;
+        if (!pl || !ln) {
+            oj->err = WM_ENOMEM;
+            return;
+        }
+        j->lens = ln;
+        oj->cap = cap;
+    }
+    unsigned char *copy = wm_malloc(len);
+    if (!copy) {
+        oj->err = WM_ENOMEM;
+        return;
+    }
+    memcpy(copy, payload, len);
+    j->payloads[j->n] = copy;
+    j->lens[j->n++] = len;
+}
+
+/* Appends the op events committed so far (and not yet handed over) to this
+ * partition's own log, as a job without a waiter. */
+static void queue_ops(wm_part_t *p)
+{
+    ops_job_t oj = {0};
+    uint64_t after = p->ops_after;
+    wm__jrt_pending_ops(p->jrt, &after, ops_emit, &oj);
+    if (oj.err || !oj.job) {
+        wm__job_free(oj.job);
+        return;
+    }
+    p->ops_after = after;
+    wm__engine_enqueue(p->engine, p, oj.job);
 }
 
 static void *writer_main(void *arg)
@@ -590,13 +790,25 @@ static void *writer_main(void *arg)
     pthread_mutex_unlock(&p->applied_mu);
     apply_ctx_t ac = {.p = p};
     wm_arena_init(&ac.arena, 64 * 1024);
+    wm_arena_init(&ac.jarena, 64 * 1024);
+    if (!atomic_load(&p->failed)) {
+        queue_ops(p);
+        wm__jrt_redispatch(p->jrt);
+    }
     for (;;) {
         bool stop;
         wm_job_t *jobs = take_jobs(p, &stop);
         if (stop)
             break;
-        if (!jobs)
+        if (!atomic_load(&p->failed) &&
+            wm__jrt_next_due(p->jrt) <= wm__engine_clock(p->engine) && fire_timers(p, &ac)) {
+            fprintf(stderr, "waymark: partition %u: timer transaction failed\n", p->index);
+            atomic_store(&p->failed, 1);
+        }
+        if (!jobs) {
+            queue_ops(p);
             continue;
+        }
         if (atomic_load(&p->failed)) {
             fail_jobs(jobs, WM_ESTATE);
             continue;
@@ -626,8 +838,10 @@ static void *writer_main(void *arg)
             wm__job_free(jobs);
             jobs = next;
         }
+        queue_ops(p);
     }
     wm_arena_release(&ac.arena);
+    wm_arena_release(&ac.jarena);
     return NULL;
 }
 
@@ -666,6 +880,7 @@ void wm__part_close(wm_part_t *p)
         pthread_join(p->thread, NULL);
     }
     fail_jobs(p->head, WM_ECLOSED);
+    wm__jrt_close(p->jrt);
     if (p->env) {
         mdb_env_sync(p->env, 1);
         mdb_env_close(p->env);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../journey/runtime.h"
 #include "waymark/buf.h"
 #include "waymark/log.h"
 
@@ -18,6 +19,9 @@
 #define WM_PAYLOAD_RECORD 1
 #define WM_PAYLOAD_MERGE 2
 #define WM_PFLAG_USER_CREATED 0x01
+#define WM_PFLAG_OPQ 0x02           /* produced by the journey runtime's op queue; from_hw = op key */
+#define WM_PFLAG_BOOKKEEPING 0x04   /* operational event: indexed, but drives no journey */
+#define WM_PAYLOAD_COMMAND 3        /* JSON {"cmd":...} for the journey runtime */
 
 typedef struct wm_payload_hdr {
     uint8_t kind;           /* WM_PAYLOAD_* */
@@ -75,6 +79,10 @@ typedef struct wm_part {
     pthread_cond_t applied_cv;
 
     _Atomic uint64_t m_records, m_batches, m_apply_errors, m_merges;
+
+    wm_jrt_t *jrt;              /* journey runtime of this partition */
+    uint64_t ops_after;         /* op-queue keys up to this were handed to the log */
+    bool timers_woken;          /* the clock moved: recompute the timer wait */
 } wm_part_t;
 
 int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_opts_t *lo,
@@ -115,5 +123,15 @@ wm_part_t *wm__engine_part(wm_engine_t *e, uint32_t index);
 void wm__engine_dedup_add(wm_engine_t *e, uint64_t h);
 uint32_t wm__engine_partitions(wm_engine_t *e);
 int wm__engine_identity_sync(wm_engine_t *e);
+/* The engine's clock (wall clock + test offset), ms. */
+int64_t wm__engine_clock(wm_engine_t *e);
+wm_jreg_t *wm__engine_jreg(wm_engine_t *e);
+/* Queues a job for partition p from inside the engine (route lock taken). */
+void wm__engine_enqueue(wm_engine_t *e, wm_part_t *p, wm_job_t *job);
+void wm__engine_dispatch(wm_engine_t *e, const wm_dispatch_msg_t *m);
+int wm__engine_item_raw(wm_engine_t *e, const char *project, const char *type, const char *id,
+                        char **json, size_t *len);
+/* Wakes the writer (the clock moved or a timer was added elsewhere). */
+void wm__part_wake(wm_part_t *p);
 
 #endif

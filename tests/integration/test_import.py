@@ -258,9 +258,11 @@ def checkpoint_of(data, path):
     return os.path.join(data, "import-" + os.path.basename(path) + ".checkpoint")
 
 
-def kill_after_checkpoint(data, path, min_wait=0.5, timeout=30):
+def kill_after_checkpoint(data, path, min_wait=0.1, timeout=30):
     """Starts an offline import and SIGKILLs it once it has run min_wait
-    seconds and written a checkpoint; returns the checkpoint's fields or None."""
+    seconds and written a checkpoint (the whole file takes ~0.5 s on two
+    cores, so waiting longer risks a complete import); returns the
+    checkpoint's fields or None."""
     cp = checkpoint_of(data, path)
     p = subprocess.Popen([wmtest.BIN, "import", "--quiet", "--data", data, path],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

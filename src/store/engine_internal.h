@@ -1,0 +1,80 @@
+/*
+ * engine_internal.h - internal to src/store/: the engine's state, shared by
+ * engine.c (ingest, identity, 360) and engine_journey.c (journeys, delivery,
+ * clock, scheduler).
+ */
+#ifndef WAYMARK_STORE_ENGINE_INTERNAL_H
+#define WAYMARK_STORE_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../journey/runtime.h"
+#include "catalog.h"
+#include "partition.h"
+#include "waymark/dispatch.h"
+#include "waymark/engine.h"
+#include "waymark/identity.h"
+#include "waymark/limits.h"
+#include "waymark/strmap.h"
+
+/* Two-generation hash set of u64 for the dedup window: lookups check both
+ * generations; when the current one is half full it becomes the previous one.
+ * So the window holds between N/2 and N recent keys, with no per-key eviction. */
+#define DEDUP_GEN_SLOTS (1u << 20)
+#define DEDUP_GEN_FILL (WM_DEDUP_WINDOW_MAX / 2)
+#define DEDUP_TOMBSTONE 1ull
+#define READY_WAIT_MS 30000     /* a submit during log replay waits at most this */
+
+typedef struct dedup_gen {
+    uint64_t *slots;
+    uint32_t count;
+} dedup_gen_t;
+
+struct wm_engine {
+    char *data_dir;
+    wm_catalog_t *catalog;
+    wm_identity_t *identity;
+    uint32_t n_parts;
+    wm_part_t **parts;
+    wm_fsync_mode_t fsync_mode;
+    char admin_key[80];
+    char admin_key_path[4096];
+    bool admin_key_generated;
+
+    pthread_mutex_t route_mu;
+    int lock_fd;                /* flock on DIR/LOCK: one process per data dir */
+
+    pthread_mutex_t dedup_mu;
+    dedup_gen_t dedup[2];   /* [0] current, [1] previous */
+
+    pthread_mutex_t metrics_mu;
+    wm_strmap_t rejected;   /* reason -> count */
+    wm_strmap_t requests;   /* route -> count */
+    _Atomic uint64_t m_accepted, m_duplicates, m_bytes_in, m_busy;
+
+    /* journeys */
+    wm_jreg_t *jreg;
+    wm_dispatcher_t *dispatcher;
+    bool test_clock;                /* POST /api/v1/clock allowed */
+    _Atomic int64_t clock_offset_ms;
+    pthread_t scheduler;
+    bool scheduler_started;
+    pthread_mutex_t sched_mu;
+    pthread_cond_t sched_cv;
+    bool sched_stop;
+    _Atomic uint64_t m_commands, m_dispatched, m_delivered, m_failed;
+};
+
+/* engine_journey.c */
+int wm__engine_journeys_open(wm_engine_t *e);      /* after catalog, before partitions */
+int wm__engine_journeys_start(wm_engine_t *e);     /* after partitions started */
+void wm__engine_journeys_close(wm_engine_t *e);    /* before partitions close */
+void wm__engine_journeys_free(wm_engine_t *e);      /* after partitions closed */
+void wm__engine_journey_metrics(wm_engine_t *e, wm_buf_t *out);
+
+
+
+#endif
