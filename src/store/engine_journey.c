@@ -128,7 +128,11 @@ void wm__engine_dispatch(wm_engine_t *e, const wm_dispatch_msg_t *m)
 {
     if (!e->dispatcher || !m->url)
         return;
-    if (wm_dispatcher_submit(e->dispatcher, m) == 0)
+    /* not_before is on the engine clock; the dispatcher waits on the wall clock */
+    wm_dispatch_msg_t copy = *m;
+    if (copy.not_before_ms)
+        copy.not_before_ms -= atomic_load(&e->clock_offset_ms);
+    if (wm_dispatcher_submit(e->dispatcher, &copy) == 0)
         atomic_fetch_add(&e->m_dispatched, 1);
     /* when the queue is full the message stays pending in the outbox and
      * goes out again at the next start (same id) */
@@ -836,15 +840,9 @@ int wm_engine_leads_json(wm_engine_t *e, const char *project, const char *queue,
     wm_buf_init(&raw, 0);
     uint32_t n = 0;
     int rc = 0;
-    for (uint32_t i = 0; i < e->n_parts && !rc; i++) {
-        uint32_t before = n;
-        if (n && raw.len)
-            wm_buf_putc(&raw, ',');
-        size_t mark = raw.len;
+    /* the partitions append comma-separated objects, sharing the count n */
+    for (uint32_t i = 0; i < e->n_parts && !rc; i++)
         rc = wm__jrt_leads_json(e->parts[i]->jrt, project, queue, assignee, status, limit ? limit : 200, &n, &raw);
-        if (n == before && mark && raw.len == mark)
-            raw.len--; /* no leads here: drop the separator */
-    }
     wm_buf_puts(out, "{\"leads\":[");
     if (!rc && raw.len) {
         wm_arena_t a;

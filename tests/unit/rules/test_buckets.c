@@ -103,7 +103,7 @@ static void test_expire(void **state)
 
 static void test_distinct_exact(void **state)
 {
-    char v[16];
+    char v[32];
     len = 0;
     for (int i = 0; i < 8; i++) {
         snprintf(v, sizeof v, "fund%d", i);
@@ -124,7 +124,7 @@ static void test_distinct_exact(void **state)
 
 static void test_distinct_estimated(void **state)
 {
-    char v[16];
+    char v[32];
     len = 0;
     for (int i = 0; i < 200; i++) {
         snprintf(v, sizeof v, "u%d", i);
@@ -141,7 +141,7 @@ static void test_distinct_estimated(void **state)
 
 static void test_size_bound(void **state)
 {
-    char v[16];
+    char v[32];
     len = 0;
     for (int32_t day = 0; day < 90; day++)
         for (int i = 0; i < 20; i++) {

@@ -60,7 +60,7 @@ typedef struct fake {
     const wm_json_t *tags;
     unsigned char blob[8][WM_BUCKETS_BYTES_MAX];
     size_t blob_len[8];
-    const wm_counter_spec_t *specs[8];
+    char spec_keys[8][512];     /* copies: a spec lives only as long as its program */
     int n_specs;
     int behaviour_calls;
     int fail_behaviour;
@@ -77,9 +77,10 @@ static const wm_json_t *fake_item(void *ctx, const char *type, const char *id)
 static int spec_slot(fake_t *f, const wm_counter_spec_t *spec)
 {
     for (int i = 0; i < f->n_specs; i++)
-        if (strcmp(f->specs[i]->key, spec->key) == 0)
+        if (strcmp(f->spec_keys[i], spec->key) == 0)
             return i;
-    f->specs[f->n_specs] = spec;
+    assert_true(f->n_specs < 8 && strlen(spec->key) < sizeof f->spec_keys[0]);
+    strcpy(f->spec_keys[f->n_specs], spec->key);
     return f->n_specs++;
 }
 
