@@ -687,7 +687,8 @@ static void parse_until(cx_t *c, wm_jnode_t *n, const wm_json_t *u)
 {
     if (!want_object(c, u, "until"))
         return;
-    check_fields(c, u, "until.", (const char *const[]){"time", "weekdays", "tz", "date", "offset", "trading_day", NULL});
+    check_fields(c, u, "until.",
+                 (const char *const[]){"time", "weekdays", "tz", "date", "offset", "trading_day", NULL});
     int kinds = !!get(u, "time") + !!get(u, "date") + !!get(u, "trading_day");
     if (kinds != 1) {
         err(c, "until", "give exactly one of time, date, trading_day");

@@ -207,9 +207,8 @@ static int build_list(cc_t *cc, const wm_json_t *arr, inlist_t *L)
     return 0;
 }
 
-static int compile_in(cc_t *cc, cnode_t *nd_unused, uint32_t node, const wm_json_t *val)
+static int compile_in(cc_t *cc, uint32_t node, const wm_json_t *val)
 {
-    (void)nd_unused;
     if (!val || val->type != WM_JSON_ARRAY)
         return fail(cc, "%s needs a list of values", cc->c->nodes[node].op == OP_IN ? "in" : "not_in");
     if (val->len > WM_COND_LIST_MAX)
@@ -352,7 +351,7 @@ static int compile_value(cc_t *cc, uint32_t node, const wm_json_t *val)
         return compile_between(cc, node, val);
     case OP_IN:
     case OP_NOT_IN:
-        return compile_in(cc, NULL, node, val);
+        return compile_in(cc, node, val);
     case OP_MATCHES:
         return compile_regex(cc, node, val);
     case OP_WITHIN_LAST: {

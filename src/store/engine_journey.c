@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine_internal.h"
 #include "waymark/alloc.h"
@@ -42,7 +43,19 @@ int wm_engine_clock_advance(wm_engine_t *e, int64_t ms)
         return WM_EFORBIDDEN;
     if (ms < 0)
         return WM_EINVAL;
-    atomic_fetch_add(&e->clock_offset_ms, ms);
+    int64_t off = atomic_fetch_add(&e->clock_offset_ms, ms) + ms;
+    /* the advance survives a restart, or pending timers would jump back */
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/test-clock.offset", e->data_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        fprintf(f, "%lld\n", (long long)off);
+        fflush(f);
+        fsync(fileno(f));
+        fclose(f);
+        rename(tmp, path);
+    }
     for (uint32_t i = 0; i < e->n_parts; i++)
         wm__part_wake(e->parts[i]);
     pthread_mutex_lock(&e->sched_mu);
@@ -343,6 +356,16 @@ int wm__engine_journeys_open(wm_engine_t *e)
 {
     pthread_mutex_init(&e->sched_mu, NULL);
     pthread_cond_init(&e->sched_cv, NULL);
+    if (e->test_clock) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/test-clock.offset", e->data_dir);
+        FILE *f = fopen(path, "r");
+        long long off = 0;
+        if (f && fscanf(f, "%lld", &off) == 1 && off > 0)
+            atomic_store(&e->clock_offset_ms, off);
+        if (f)
+            fclose(f);
+    }
     int rc = wm__jreg_open(e->catalog, &e->jreg);
     if (rc)
         return rc;
