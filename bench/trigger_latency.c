@@ -18,6 +18,9 @@
  * clock when the HTTP 200 came back, and waits for the webhook whose text is
  * that tag. The figure is (webhook fully received at the receiver) -
  * (acknowledgement read by the client), both CLOCK_REALTIME in this process.
+ * It can be negative: the partition writer wakes the HTTP thread after the
+ * fsync and applies the batch (journey, outbox, dispatch) at the same time,
+ * so the webhook may overtake the 200. sent = webhook - start of the POST.
  *
  * Triggers go one at a time so each latency is that of an idle journey path
  * on a loaded server, not of a queue of triggers. The first -w triggers warm
@@ -154,12 +157,13 @@ static void setup(bc_conn_t *api, receiver_t *rx)
 /* ---- triggers ---- */
 
 typedef struct trigger_result {
-    double *lat_ms, *ack_ms;
+    double *lat_ms, *ack_ms, *sent_ms;
     uint32_t n, lost, failed;
 } trigger_result_t;
 
 /* Posts trigger `tag`; returns the wall time the 200 was read, or 0. */
-static int64_t post_trigger(bc_conn_t *c, uint32_t tag, wm_buf_t *json, wm_buf_t *form, double *ack_ms)
+static int64_t post_trigger(bc_conn_t *c, uint32_t tag, wm_buf_t *json, wm_buf_t *form, double *ack_ms,
+                            int64_t *sent_us)
 {
     wm_buf_reset(json);
     wm_buf_printf(json,
@@ -169,6 +173,7 @@ static int64_t post_trigger(bc_conn_t *c, uint32_t tag, wm_buf_t *json, wm_buf_t
     if (bc_sa_form(json, form))
         return 0;
     int64_t t0 = bc_real_us();
+    *sent_us = t0;
     int st = bc_request(c, "POST", "/sa?project=default", "application/x-www-form-urlencoded", form->data,
                         form->len, NULL);
     int64_t t1 = bc_real_us();
@@ -186,7 +191,7 @@ static void run_triggers(receiver_t *rx, trigger_result_t *r)
     size_t seen = 0;
     for (uint32_t tag = 0; tag < n_tags; tag++) {
         double ack_ms = 0;
-        int64_t acked = post_trigger(&c, tag, &json, &form, &ack_ms);
+        int64_t sent = 0, acked = post_trigger(&c, tag, &json, &form, &ack_ms, &sent);
         bool counted = tag >= o.warmup;
         if (!acked) {
             r->failed += counted;
@@ -198,6 +203,7 @@ static void run_triggers(receiver_t *rx, trigger_result_t *r)
         }
         if (counted) {
             r->lat_ms[r->n] = (double)(atomic_load(&arrived_us[tag]) - acked) / 1000.0;
+            r->sent_ms[r->n] = (double)(atomic_load(&arrived_us[tag]) - sent) / 1000.0;
             r->ack_ms[r->n++] = ack_ms;
         }
     }
@@ -256,7 +262,8 @@ int main(int argc, char **argv)
     n_tags = o.triggers + o.warmup;
     arrived_us = calloc(n_tags, sizeof *arrived_us);
     trigger_result_t r = {.lat_ms = calloc(o.triggers, sizeof(double)),
-                          .ack_ms = calloc(o.triggers, sizeof(double))};
+                          .ack_ms = calloc(o.triggers, sizeof(double)),
+                          .sent_ms = calloc(o.triggers, sizeof(double))};
     pthread_t th[BG_CONN_MAX];
     int n_bg = o.bg_rate > 0 ? o.bg_conns : 0;
     for (int i = 0; i < n_bg; i++)
@@ -273,16 +280,19 @@ int main(int argc, char **argv)
 
     qsort(r.lat_ms, r.n, sizeof *r.lat_ms, bc_cmp_double);
     qsort(r.ack_ms, r.n, sizeof *r.ack_ms, bc_cmp_double);
+    qsort(r.sent_ms, r.n, sizeof *r.sent_ms, bc_cmp_double);
     printf("triggers  matched  lost  failed  bg_target/s  bg_achieved/s  bg_failed  ack_p50_ms"
-           "  hook_min_ms  hook_p50_ms  hook_p99_ms  hook_p99.9_ms  hook_max_ms  seconds\n");
-    printf("%u  %u  %u  %u  %.0f  %.0f  %llu  %.2f  %.2f  %.2f  %.2f  %.2f  %.2f  %.1f\n", o.triggers, r.n,
+           "  hook_min_ms  hook_p50_ms  hook_p99_ms  hook_p99.9_ms  hook_max_ms  sent_p50_ms  sent_p99_ms  seconds\n");
+    printf("%u  %u  %u  %u  %.0f  %.0f  %llu  %.2f  %.2f  %.2f  %.2f  %.2f  %.2f  %.2f  %.2f  %.1f\n", o.triggers, r.n,
            r.lost, r.failed, o.bg_rate, bg / el, (unsigned long long)atomic_load(&bg_failed),
            bc_quantile(r.ack_ms, r.n, 0.5), r.n ? r.lat_ms[0] : 0, bc_quantile(r.lat_ms, r.n, 0.5), bc_quantile(r.lat_ms, r.n, 0.99),
-           bc_quantile(r.lat_ms, r.n, 0.999), r.n ? r.lat_ms[r.n - 1] : 0, el);
+           bc_quantile(r.lat_ms, r.n, 0.999), r.n ? r.lat_ms[r.n - 1] : 0, bc_quantile(r.sent_ms, r.n, 0.5),
+           bc_quantile(r.sent_ms, r.n, 0.99), el);
     printf("checksum %u webhooks matched\n", r.n);
     receiver_close(rx);
     free(arrived_us);
     free(r.lat_ms);
     free(r.ack_ms);
+    free(r.sent_ms);
     return r.n == o.triggers ? 0 : 1;
 }

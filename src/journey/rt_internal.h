@@ -19,7 +19,10 @@
  * waits or ends. WAITING and WAIT_EVENT instances have exactly one timer
  * (due time, or the wait_event timeout; INT64_MAX = none).
  */
-enum { ST_RUNNING = 1, ST_WAITING = 2, ST_WAIT_EVENT = 3 };
+enum { ST_RUNNING = 1, ST_WAITING = 2, ST_WAIT_EVENT = 3, ST_HOLD = 4 };
+/* ST_HOLD: a send node whose message falls into quiet hours with mode
+ * "hold" keeps the instance at that node until the window opens; the timer
+ * then runs the send node again (on the engine clock, so a test clock works). */
 
 #define RT_NAME_MAX 64
 
@@ -44,9 +47,10 @@ typedef struct wm_inst {
     char item[RT_NAME_MAX];     /* product id the journey is about (entry event / date entry) */
 } wm_inst_t;
 
-/* Per (user, journey): live instance and re-entry bookkeeping. */
+/* Per (user, journey): live instances and re-entry bookkeeping. */
+#define JUSER_LIVE_MAX 8        /* max_concurrent is capped here */
 typedef struct wm_juser {
-    uint64_t live;              /* live instance id, 0 = none */
+    uint64_t live[JUSER_LIVE_MAX]; /* live instance ids, 0 = free slot */
     int64_t last_entered_ms;
     int64_t last_exit_ms;
     uint32_t entries;

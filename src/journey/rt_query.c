@@ -16,7 +16,7 @@
 
 static const char *state_name(uint8_t s)
 {
-    return s == ST_WAITING ? "waiting" : s == ST_WAIT_EVENT ? "waiting_event" : "running";
+    return s == ST_WAITING ? "waiting" : s == ST_WAIT_EVENT ? "waiting_event" : s == ST_HOLD ? "held_quiet_hours" : "running";
 }
 
 int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
@@ -36,13 +36,13 @@ int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), n = 0;
     while (rc == 0 && k.mv_size > 8 && wm__get_be64(k.mv_data) == user_id) {
         wm_juser_t ju;
-        if (v.mv_size == sizeof ju) {
+        for (int slot = 0; v.mv_size == sizeof ju && slot < JUSER_LIVE_MAX; slot++) {
             memcpy(&ju, v.mv_data, sizeof ju);
             unsigned char ib[8];
-            wm__put_be64(ib, ju.live);
+            wm__put_be64(ib, ju.live[slot]);
             MDB_val ik = {8, ib}, iv;
             wm_inst_t in;
-            if (ju.live && mdb_get(txn, rt->inst, &ik, &iv) == 0 && iv.mv_size == sizeof in) {
+            if (ju.live[slot] && mdb_get(txn, rt->inst, &ik, &iv) == 0 && iv.mv_size == sizeof in) {
                 memcpy(&in, iv.mv_data, sizeof in);
                 const wm_jversion_t *ver = wm__jreg_version(s, in.project, in.key, in.version);
                 const char *node = ver && in.node < ver->def->n_nodes ? ver->def->nodes[in.node].id : "";

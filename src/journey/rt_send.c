@@ -419,9 +419,19 @@ int wm__rt_send(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_jno
     if (why)
         return suppress(t, in, v, node, id, chname, why, detail);
     /* 6. quiet hours */
-    int64_t not_before = quiet_until(t, v->def, profile, proj ? proj->default_tz : NULL);
-    if (not_before && !v->def->settings.quiet_hold)
+    int64_t quiet_end = quiet_until(t, v->def, profile, proj ? proj->default_tz : NULL);
+    if (quiet_end && !v->def->settings.quiet_hold)
         return suppress(t, in, v, node, id, chname, "quiet_hours", NULL);
+    if (quiet_end) {
+        /* hold: the instance waits at this node until the window opens */
+        t->hold_until = quiet_end;
+        char props[300];
+        snprintf(props, sizeof props,
+                 "{\"channel\":\"%s\",\"journey\":\"%s\",\"node\":\"%s\",\"until_ms\":%lld}", chname,
+                 in->key, n->id, (long long)quiet_end);
+        return wm__rt_op_event(t, in->user_id, in->project, "$MessageHeldQuietHours", props, false);
+    }
+    int64_t not_before = 0;
     /* 7. content */
     const wm_jtemplate_t *tpl = n->u.send.template_key ? wm__jreg_template(s, in->project, n->u.send.template_key) : NULL;
     render_ctx_t rc_ = {.t = t, .profile = profile, .event = event, .item = item, .in = in, .v = v};

@@ -598,7 +598,7 @@ static int op_journey(wm_jtx_t *t, const wm_inst_t *in, const char *event, const
 static int finish(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const char *reason)
 {
     int rc = 0;
-    if (in->state == ST_WAITING || in->state == ST_WAIT_EVENT)
+    if (in->state == ST_WAITING || in->state == ST_WAIT_EVENT || in->state == ST_HOLD)
         rc = wm__rt_stat_add(t, in->project, in->key, in->version, in->node, STAT_WAITING, 0, -1);
     if (!rc)
         rc = timer_clear(t, in);
@@ -607,11 +607,13 @@ static int finish(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const char
     wm_juser_t ju;
     if (!rc)
         rc = juser_get(t, in->user_id, in->project, in->key, &ju);
-    if (!rc && ju.live == in->id) {
-        ju.live = 0;
-        ju.last_exit_ms = t->now_ms;
-        rc = juser_put(t, in->user_id, in->project, in->key, &ju);
-    }
+    for (int i = 0; !rc && i < JUSER_LIVE_MAX; i++)
+        if (ju.live[i] == in->id) {
+            ju.live[i] = 0;
+            ju.last_exit_ms = t->now_ms;
+            rc = juser_put(t, in->user_id, in->project, in->key, &ju);
+            break;
+        }
     char extra[160];
     snprintf(extra, sizeof extra, "\"reason\":\"%s\"", reason);
     if (!rc)
@@ -856,7 +858,10 @@ static int advance(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_
             break;
         }
         case WM_JN_SEND:
+            t->hold_until = 0;
             rc = wm__rt_send(t, in, v, n, event ? event : entry_event(t, in));
+            if (!rc && t->hold_until > t->now_ms)
+                return enter_wait(t, in, ST_HOLD, t->hold_until);
             break;
         case WM_JN_ADVISOR_TASK:
             rc = wm__rt_lead(t, in, v, n, event ? event : entry_event(t, in));
@@ -955,14 +960,26 @@ static int try_enter(wm_jtx_t *t, const wm_jversion_t *v, uint64_t user_id, cons
     int rc = juser_get(t, user_id, v->project, v->key, &ju);
     if (rc)
         return rc;
-    if (ju.live)
-        return 0; /* one live instance per user and journey */
+    uint32_t live = 0, max_live = d->entry.max_concurrent ? d->entry.max_concurrent : 1;
+    int free_slot = -1;
+    for (int i = 0; i < JUSER_LIVE_MAX; i++) {
+        if (ju.live[i])
+            live++;
+        else if (free_slot < 0)
+            free_slot = i;
+    }
+    if (max_live > JUSER_LIVE_MAX)
+        max_live = JUSER_LIVE_MAX;
+    if (live >= max_live || free_slot < 0)
+        return 0; /* at most max_concurrent live instances per user and journey */
     switch (d->entry.reentry) {
     case WM_REENTRY_NEVER:
-        if (ju.entries)
+        if (ju.entries && max_live == 1)
             return 0;
         break;
     case WM_REENTRY_AFTER_EXIT:
+        if (live && max_live == 1)
+            return 0;
         if (ju.entries && d->entry.reentry_wait_ms && t->now_ms - ju.last_exit_ms < d->entry.reentry_wait_ms)
             return 0;
         break;
@@ -999,7 +1016,7 @@ static int try_enter(wm_jtx_t *t, const wm_jversion_t *v, uint64_t user_id, cons
     if (item)
         snprintf(in.item, sizeof in.item, "%s", item);
     remember_keys(t, &in, d, event);
-    ju.live = in.id;
+    ju.live[free_slot] = in.id;
     ju.entries++;
     ju.last_entered_ms = t->now_ms;
     if ((rc = juser_put(t, user_id, v->project, v->key, &ju)))
@@ -1042,9 +1059,8 @@ static int on_live_instance(wm_jtx_t *t, uint64_t id, const char *name, const wm
     if (!v || !v->running)
         return 0;
     const wm_journey_def_t *d = v->def;
-    if (d->exit_when.event && !strcmp(d->exit_when.event, name) &&
-        eval(t, d->exit_when.condition, in.user_id, in.project, profile, event))
-        return finish(t, &in, v, "exit_when");
+    /* the goal is checked first: an event that is both the conversion and a
+     * reason to leave (OpenAccount) counts as a conversion */
     if (d->goal.event && !in.converted && !strcmp(d->goal.event, name) &&
         (!in.goal_deadline_ms || t->now_ms <= in.goal_deadline_ms) &&
         eval(t, d->goal.where, in.user_id, in.project, profile, event)) {
@@ -1061,6 +1077,9 @@ static int on_live_instance(wm_jtx_t *t, uint64_t id, const char *name, const wm
             rc = op_journey(t, &in, "$JourneyGoal", NULL);
         return rc ? rc : finish(t, &in, v, "goal");
     }
+    if (d->exit_when.event && !strcmp(d->exit_when.event, name) &&
+        eval(t, d->exit_when.where, in.user_id, in.project, profile, event))
+        return finish(t, &in, v, "exit_when");
     if (in.state != ST_WAIT_EVENT || in.node >= d->n_nodes)
         return 0;
     const wm_jnode_t *n = &d->nodes[in.node];
@@ -1095,8 +1114,9 @@ static int live_instances(wm_jtx_t *t, uint64_t user_id, uint64_t *ids, uint32_t
         wm_juser_t ju;
         if (v.mv_size == sizeof ju) {
             memcpy(&ju, v.mv_data, sizeof ju);
-            if (ju.live)
-                ids[(*n)++] = ju.live;
+            for (int i = 0; i < JUSER_LIVE_MAX && *n < max; i++)
+                if (ju.live[i])
+                    ids[(*n)++] = ju.live[i];
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -1205,6 +1225,12 @@ int wm__jrt_fire_timers(wm_jtx_t *t, uint32_t max, bool *more)
         const wm_jnode_t *node = &ver->def->nodes[in.node];
         uint32_t next = in.state == ST_WAIT_EVENT ? node->u.wait_event.on_timeout : node->next;
         rc = wm__rt_stat_add(t, in.project, in.key, in.version, in.node, STAT_WAITING, 0, -1);
+        if (!rc && in.state == ST_HOLD) {
+            /* quiet hours are over: run the held send node again */
+            in.state = ST_RUNNING;
+            rc = advance(t, &in, ver, NULL);
+            continue;
+        }
         if (in.state == ST_WAIT_EVENT && !rc) {
             char extra[64];
             snprintf(extra, sizeof extra, "\"timeout\":true");

@@ -129,6 +129,7 @@ typedef struct wm_jtx {
     wm_arena_t *arena;
     int64_t now_ms;
     uint32_t n_dispatch;        /* messages created in this txn */
+    int64_t hold_until;         /* set by a send held for quiet hours */
     bool ops_written;           /* op events were queued in this txn */
 } wm_jtx_t;
 

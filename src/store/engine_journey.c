@@ -261,7 +261,7 @@ static int tz_of(const wm_jsnapshot_t *s, const char *project)
     const wm_tz_t *tz;
     if (wm_tz_get(p && p->default_tz ? p->default_tz : "Asia/Shanghai", &tz))
         return 480;
-    return -1000000 + 1000000 + 0 + (int)0 + wm_tz_offset_min(tz, wall_ms());
+    return wm_tz_offset_min(tz, wall_ms());
 }
 
 static void run_entries(wm_engine_t *e, const wm_jversion_t *v, const char *cmd)
@@ -301,8 +301,12 @@ static void sched_tick(wm_engine_t *e, sched_state_t *st)
         } else if (d->entry.kind == WM_ENTRY_SCHEDULE && d->entry.schedule_at) {
             int64_t at;
             bool date_only;
+            char full[40];
+            /* "YYYY-MM-DD HH:MM" (the journey schema) gets its seconds */
+            snprintf(full, sizeof full, strlen(d->entry.schedule_at) == 16 ? "%s:00" : "%s",
+                     d->entry.schedule_at);
             if (wm_strmap_get(&st->once_done, key, (size_t)kl, NULL) ||
-                wm_datetime_parse(d->entry.schedule_at, tz, &at, &date_only) || now < at)
+                wm_datetime_parse(full, tz, &at, &date_only) || now < at)
                 continue;
             wm_strmap_put(&st->once_done, key, (size_t)kl, 1);
             run_entries(e, v, "schedule_run");
