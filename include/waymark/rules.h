@@ -73,6 +73,10 @@ typedef struct wm_cond_env {
     const wm_json_t *profile;   /* user profile properties OBJECT or NULL */
     const wm_json_t *event;     /* current event (stored record form: "event", "time",
                                  * "properties", ...) or NULL */
+    const wm_json_t *trigger;   /* the event {"trigger": name} references resolve
+                                 * against; NULL = event. Set by did/sequence scans so
+                                 * a where can compare with the triggering event
+                                 * ("the same fund_code"). */
     int64_t now_ms;
     int tz_offset_min;          /* the user's UTC offset now, for day boundaries */
     void *ctx;

@@ -274,21 +274,29 @@ static int compile_date_bound(cc_t *cc, uint32_t node, const wm_json_t *val)
     return fail(cc, "before/after need a duration (\"-7d\"), a date (\"2026-10-01\") or epoch ms");
 }
 
-/* value: {"profile": name} or {"prop": name} */
+/* value: {"profile": name}, {"prop": name} or {"trigger": name} */
 static int compile_ref(cc_t *cc, uint32_t node, const wm_json_t *val)
 {
-    static const char *const keys[] = {"profile", "prop", NULL};
+    static const char *const keys[] = {"profile", "prop", "trigger", NULL};
     int rc = only_keys(cc, val, keys);
     if (rc)
         return rc;
     if (val->len != 1)
-        return fail(cc, "a reference is {\"profile\": name} or {\"prop\": name}");
+        return fail(cc, "a reference is {\"profile\": name}, {\"prop\": name} or {\"trigger\": name}");
     const char *key = val->u.child->key;
     if (cc->event_only && strcmp(key, "profile") == 0)
         return fail(cc, "a where clause can only reference event properties");
     cnode_t *n = &cc->c->nodes[node];
-    n->ref_src = strcmp(key, "profile") == 0 ? S_PROFILE : S_PROP;
+    n->ref_src = !strcmp(key, "profile") ? S_PROFILE : !strcmp(key, "trigger") ? S_TRIGGER : S_PROP;
     return name_of(cc, val, key, &n->ref_name);
+}
+
+static bool refs_trigger(const wm_cond_t *c)
+{
+    for (uint32_t i = 0; c && i < c->n_nodes; i++)
+        if (c->nodes[i].ref_src == S_TRIGGER)
+            return true;
+    return false;
 }
 
 static int compile_compare(cc_t *cc, uint32_t node, const wm_json_t *val)
@@ -730,6 +738,7 @@ static int compile_did(cc_t *cc, const wm_json_t *j)
     if ((rc = add_spec(cc, event, where, field, &d.spec)))
         return rc;
     wm_cond_t *c = cc->c;
+    d.scan = refs_trigger(c->specs[d.spec].where);
     uint32_t node;
     if ((rc = new_node(cc, N_DID, &node)))
         return rc;

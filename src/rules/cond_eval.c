@@ -193,8 +193,16 @@ static bool compare(const cnode_t *n, const wm_json_t *v, const wm_cond_env_t *e
     wm__val_t refv;
     const wm__val_t *lit = &n->lit;
     if (n->ref_src) {
-        const wm_json_t *rj = n->ref_src == S_PROFILE ? profile_prop(env, n->ref_name)
-                                                      : event_prop(env, n->ref_name);
+        const wm_json_t *rj;
+        if (n->ref_src == S_PROFILE) {
+            rj = profile_prop(env, n->ref_name);
+        } else if (n->ref_src == S_TRIGGER) {
+            wm_cond_env_t te = *env;
+            te.event = env->trigger ? env->trigger : env->event;
+            rj = event_prop(&te, n->ref_name);
+        } else {
+            rj = event_prop(env, n->ref_name);
+        }
         if (!wm__val_from_json(present(rj), &refv))
             return n->op == OP_NE;
         lit = &refv;
@@ -266,18 +274,75 @@ static bool num_cmp(double x, const did_t *d)
     }
 }
 
+/* A did whose where compares with the triggering event ("the same fund")
+ * cannot be pre-aggregated per counter: it scans the user's events of the
+ * window instead (the window is days, so the scan is bounded). */
+typedef struct did_scan {
+    const wm_counter_spec_t *spec;
+    const wm_cond_env_t *env;
+    wm_agg_t *a;
+    int err;
+} did_scan_t;
+
+static int did_scan_cb(void *arg, const wm_json_t *ev)
+{
+    did_scan_t *st = arg;
+    const char *name = ev ? wm_json_str(wm_json_get(ev, "event")) : NULL;
+    if (!name || strcmp(name, st->spec->event) != 0)
+        return 0;
+    if (st->spec->where) {
+        wm_cond_env_t e = *st->env;
+        e.trigger = st->env->trigger ? st->env->trigger : st->env->event;
+        e.event = ev;
+        bool ok = false;
+        int rc = wm_cond_eval(st->spec->where, &e, &ok);
+        if (rc < 0) {
+            st->err = rc;
+            return 1;
+        }
+        if (!ok)
+            return 0;
+    }
+    double v = 0;
+    if (st->spec->field) {
+        const wm_json_t *f = wm_json_get(wm_json_get(ev, "properties"), st->spec->field);
+        if (!f || f->type != WM_JSON_NUMBER)
+            return 0;
+        v = f->u.num;
+    }
+    wm_agg_t *a = st->a;
+    if (!a->count || v < a->min)
+        a->min = v;
+    if (!a->count || v > a->max)
+        a->max = v;
+    a->count++;
+    a->sum += v;
+    a->distinct = a->count; /* distinct over a scan is not tracked: an upper bound */
+    return 0;
+}
+
 static int eval_did(const wm_cond_t *c, const cnode_t *n, const wm_cond_env_t *env, bool *r)
 {
     const did_t *d = &c->dids[n->aux];
     *r = false;
-    if (!env->behaviour)
+    if (d->scan ? !env->events : !env->behaviour)
         return 0;
     int32_t today = wm_cond_day(env->now_ms, env->tz_offset_min);
     int32_t from = d->days ? today - d->days + 1 : bound_day(&d->from, env);
     int32_t to = d->days || !d->to.set ? today : bound_day(&d->to, env);
     wm_agg_t a;
     memset(&a, 0, sizeof a);
-    int rc = env->behaviour(env->ctx, &c->specs[d->spec], from, to, &a);
+    int rc;
+    if (d->scan) {
+        int64_t tz_ms = (int64_t)env->tz_offset_min * 60000;
+        did_scan_t st = {.spec = &c->specs[d->spec], .env = env, .a = &a};
+        rc = env->events(env->ctx, (int64_t)from * 86400000 - tz_ms, (int64_t)(to + 1) * 86400000 - tz_ms,
+                         did_scan_cb, &st);
+        if (!rc)
+            rc = st.err;
+    } else {
+        rc = env->behaviour(env->ctx, &c->specs[d->spec], from, to, &a);
+    }
     if (rc < 0)
         return rc;
     double x;

@@ -21,7 +21,9 @@
 #include "waymark/rules.h"
 
 enum { N_ALL = 1, N_ANY, N_NOT, N_PRED, N_DID, N_SEQ, N_SEGMENT };
-enum { S_NONE = 0, S_PROFILE, S_PROP, S_ITEM, S_TAG };
+enum { S_NONE = 0, S_PROFILE, S_PROP, S_ITEM, S_TAG, S_TRIGGER };
+/* S_TRIGGER: a reference {"trigger": name} to the triggering event's property
+ * (inside a did/sequence where: the event the whole condition runs for). */
 enum {
     OP_EQ = 1, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_BETWEEN, OP_IN, OP_NOT_IN,
     OP_CONTAINS, OP_NOT_CONTAINS, OP_MATCHES, OP_IS_SET, OP_NOT_SET,
@@ -76,6 +78,8 @@ typedef struct did {
     double lo, hi;
     int32_t days;           /* relative window: last `days` local days incl. today */
     tbound_t from, to;      /* absolute window (days == 0) */
+    bool scan;              /* where references the trigger: answered by scanning
+                             * the user's events, not from the counters */
 } did_t;
 
 typedef struct seq {

@@ -254,6 +254,26 @@ def test_loan_stages():
                       ("wait_renewal", "renewal_call"): 1, ("renewed", "end"): 1, ("renewal_call", "end"): 1}
             check(edges == want_e, "report: edges",
                   {k: (edges.get(k), want_e.get(k)) for k in set(edges) | set(want_e) if edges.get(k) != want_e.get(k)})
+
+            # ---- quiet hours (21:00-08:30, hold): a late-evening visitor gets the intro at 08:30 ----
+            night = "ln_night_05"
+            srv.sa_post([{"type": "profile_set", "distinct_id": night, "time": int(time.time() * 1000),
+                          "properties": {"$is_login_id": True, "name": "夜间客户", "push_token": f"tok-{night}"}}])
+            advance_to_local(srv, 22, 0)
+            before = len(rx.requests())
+            send(srv, night, "LoanPageView", {"page": "consumer_loan"})
+            j = srv.wait_for(lambda: journey_of(srv, night))
+            check(j and j["node"] == "intro" and j["state"] == "held_quiet_hours", "intro held for quiet hours", j)
+            time.sleep(0.3)
+            check(not msgs_at(srv, night, "intro") and len(rx.requests()) == before, "nothing sent at 22:00")
+            morning = advance_to_local(srv, 8, 31)
+            check(srv.wait_for(lambda: at_node(srv, night, "wait_compare")), "released at 08:30",
+                  journey_of(srv, night))
+            m = msgs_at(srv, night, "intro")
+            check(len(m) == 1 and morning - 60000 - 1000 <= m[0]["created_ms"] <= morning + 5000,
+                  "intro prepared when quiet hours ended", (m, morning))
+            check(srv.wait_for(lambda: [r for r in rx.requests() if (r.json or {}).get("to") == f"tok-{night}"]),
+                  "and pushed right away")
         finally:
             srv.cleanup()
 

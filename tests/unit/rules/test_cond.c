@@ -569,6 +569,46 @@ static void test_sequence(void **state)
     assert_false(eval_with("{\"sequence\":[{\"event\":\"A\"}],\"within\":\"1d\"}", &e));
 }
 
+/* "the same fund viewed 3 times in 7 days": a did whose where compares with
+ * the triggering event scans the user's events of the window */
+static void test_did_same_as_trigger(void **state)
+{
+    memset(&F, 0, sizeof F);
+    const int64_t day = DAY_MS;
+    const char *fmt = "{\"event\":\"View\",\"time\":%lld,\"properties\":{\"fund\":\"%s\",\"amt\":%d}}";
+    char buf[200];
+    struct { int64_t at; const char *fund; int amt; } evs[] = {
+        {NOW_MS - 9 * day, "A", 1}, /* outside 7 days */
+        {NOW_MS - 5 * day, "A", 2},
+        {NOW_MS - 3 * day, "B", 4},
+        {NOW_MS - 1 * day, "A", 8},
+        {NOW_MS - 1000, "A", 16},   /* the trigger itself, already stored */
+    };
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+        snprintf(buf, sizeof buf, fmt, (long long)evs[i].at, evs[i].fund, evs[i].amt);
+        F.events[F.n_events++] = J(buf);
+    }
+    snprintf(buf, sizeof buf, fmt, (long long)(NOW_MS - 1000), "A", 16);
+    wm_cond_env_t e = env_of(PROFILE, buf);
+    const char *same3 = "{\"did\":\"View\",\"where\":{\"prop\":\"fund\",\"op\":\"=\","
+                        "\"value\":{\"trigger\":\"fund\"}},\"count\":{\">=\":3},\"within\":\"7d\"}";
+    assert_true(eval_with(same3, &e));
+    const char *same4 = "{\"did\":\"View\",\"where\":{\"prop\":\"fund\",\"op\":\"=\","
+                        "\"value\":{\"trigger\":\"fund\"}},\"count\":{\">=\":4},\"within\":\"7d\"}";
+    assert_false(eval_with(same4, &e)); /* the 9-day-old view is out of the window */
+    const char *sum = "{\"did\":\"View\",\"where\":{\"prop\":\"fund\",\"op\":\"=\","
+                      "\"value\":{\"trigger\":\"fund\"}},\"sum\":{\"=\":26},\"field\":\"amt\","
+                      "\"within\":\"7d\"}";
+    assert_true(eval_with(sum, &e)); /* 2 + 8 + 16, not fund B's 4 */
+    /* triggered by fund B: only one view of B in the window */
+    snprintf(buf, sizeof buf, fmt, (long long)(NOW_MS - 3 * day), "B", 4);
+    e = env_of(PROFILE, buf);
+    assert_false(eval_with(same3, &e));
+    /* no event source: false, not an error */
+    e.events = NULL;
+    assert_false(eval_with(same3, &e));
+}
+
 static void compile_fails(const char *ast, const char *path, const char *msg_part)
 {
     wm_cond_t *c = NULL;
@@ -686,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_did_aggregates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counter_keys_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_did_same_as_trigger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compile_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compile_oom, setup, teardown),
     };
