@@ -898,6 +898,9 @@ int wm__rt_cmd_consent(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd)
         }
     wm_json_append(t->arena, n, "opt_out_channels", list);
     int rc = wm__rt_profile_store(t, user_id, n);
+    /* an Unsubscribe event already is the record of this change */
+    if (wm_json_get(cmd, "from_event"))
+        return rc;
     char props[200];
     snprintf(props, sizeof props, "{\"channel\":\"%s\",\"consent\":%s}", channel, give ? "true" : "false");
     if (!rc)

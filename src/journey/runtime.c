@@ -634,6 +634,8 @@ static int move_to(wm_jtx_t *t, wm_inst_t *in, uint32_t next)
     in->node = next;
     in->node_since_ms = t->now_ms;
     in->state = ST_RUNNING;
+    if (!rc)
+        rc = op_journey(t, in, "$JourneyNodeEntered", NULL);
     return rc;
 }
 
@@ -1128,7 +1130,7 @@ int wm__jrt_on_event(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len
                      const wm_log_pos_t *pos, bool is_op)
 {
     const wm_jsnapshot_t *s = wm__jreg_snapshot(t->rt->reg);
-    if (!s || (!s->n_versions && !s->n_specs))
+    if (!s)
         return 0;
     wm_json_t *event;
     wm_json_error_t je;
@@ -1145,6 +1147,23 @@ int wm__jrt_on_event(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len
                              tm && tm->is_int ? tm->i64 : t->now_ms, profile);
     if (rc || is_op)
         return rc;
+    /* an unsubscribe sent by an app or a provider (SMS "R" reply) withdraws
+     * the channel's consent, like POST /api/v1/users/{id}/consent */
+    if (!strcmp(name, "Unsubscribe") || !strcmp(name, "$Unsubscribe")) {
+        const char *ch = wm_json_str(wm_json_get(wm_json_get(event, "properties"), "channel"));
+        if (ch && !strcmp(name, "Unsubscribe")) {
+            wm_json_t *cmd = wm_json_new(t->arena, WM_JSON_OBJECT);
+            if (!cmd)
+                return WM_ENOMEM;
+            wm_json_append(t->arena, cmd, "channel", wm_json_new_str(t->arena, ch, strlen(ch)));
+            wm_json_append(t->arena, cmd, "consent", wm_json_new(t->arena, WM_JSON_FALSE));
+            wm_json_append(t->arena, cmd, "project", wm_json_new_str(t->arena, project, strlen(project)));
+            wm_json_append(t->arena, cmd, "from_event", wm_json_new(t->arena, WM_JSON_TRUE));
+            if ((rc = wm__rt_cmd_consent(t, user_id, cmd)))
+                return rc;
+            profile = wm__rt_profile(t, user_id);
+        }
+    }
     uint64_t ids[LIVE_PER_USER_MAX];
     uint32_t n = 0;
     if ((rc = live_instances(t, user_id, ids, LIVE_PER_USER_MAX, &n)))

@@ -533,6 +533,20 @@ def test_reentry():
             inside = [x for x in users if journey_of(srv, x, "re_cap")]
             check(rep.get("entered") == 5 and len(inside) == 5, "entry_cap 5 admits exactly 5 of 12",
                   (rep.get("entered"), len(inside)))
+            # the cap holds however the customers spread over partitions: six customers
+            # whose internal ids share a parity (one partition of two), room for 4
+            publish(srv, "re_cap2", definition=journey("re_cap2", {"event": "CapEnter2", "entry_cap": 4},
+                                                       [{"id": "w", "type": "wait", "duration": "1h",
+                                                         "next": "end"}]))
+            ids = {x: int(srv.user(x)[1]["user_id"]) for x in users}
+            same = [x for x in users if ids[x] % 2 == ids[users[0]] % 2][:6]
+            fire(srv, same, "CapEnter2")
+            srv.wait_for(lambda: report(srv, "re_cap2").get("entered", 0) >= 4, timeout=3)
+            time.sleep(0.3)
+            inside = [x for x in same if journey_of(srv, x, "re_cap2")]
+            check(len(same) == 6 and report(srv, "re_cap2").get("entered") == 4 and len(inside) == 4,
+                  "entry_cap 4 admits 4 of 6 customers who share a partition",
+                  (len(same), report(srv, "re_cap2").get("entered"), len(inside)))
         finally:
             srv.cleanup()
 
