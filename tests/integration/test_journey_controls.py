@@ -551,7 +551,51 @@ def test_reentry():
             srv.cleanup()
 
 
+# ---- (10) the goal is a measure, not an exit (docs/journeys.md section 4) ----
+
+def test_goal_does_not_exit():
+    with Receiver() as rx:
+        srv = start(rx)
+        try:
+            template(srv, "goal_after", "inbox", "目标之后")
+            publish(srv, "goal_wait_event", definition=journey(
+                "goal_wait_event", {"event": "GoalEnter"},
+                [{"id": "w", "type": "wait_event", "event": "GoalDone", "timeout": "1d",
+                  "on_event": "s", "on_timeout": "end"},
+                 {"id": "s", "type": "send", "channel": "inbox", "template": "goal_after", "next": "end"}],
+                goal={"event": "GoalDone", "within": "7d"}))
+            publish(srv, "goal_wait", definition=journey(
+                "goal_wait", {"event": "GoalEnter"},
+                [{"id": "w", "type": "wait", "duration": "1h", "next": "s"},
+                 {"id": "s", "type": "send", "channel": "inbox", "template": "goal_after", "next": "end"}],
+                goal={"event": "GoalDone", "within": "7d"}))
+            u = "cgo_user_1"
+            profiles(srv, [u])
+            fire(srv, [u], "GoalEnter")
+            check(srv.wait_for(lambda: journey_of(srv, u, "goal_wait") and journey_of(srv, u, "goal_wait_event")),
+                  "entered both")
+            fire(srv, [u], "GoalDone")
+            check(srv.wait_for(lambda: report(srv, "goal_wait").get("goal_reached") == 1 and
+                               report(srv, "goal_wait_event").get("goal_reached") == 1), "both count the goal")
+            check(len(events(srv, u, "$JourneyGoal")) == 2, "$JourneyGoal per journey", events(srv, u, "$JourneyGoal"))
+            # the event the graph waits for still moves it on to the send node
+            m = srv.wait_for(lambda: [x for x in messages(srv, u) if x["journey"] == "goal_wait_event"], timeout=3)
+            check(m, "goal event also taken by the wait_event: the message after it is sent",
+                  [e["properties"] for e in events(srv, u, "$JourneyExited")])
+            # a goal reached during a plain wait leaves the customer in the journey
+            check(journey_of(srv, u, "goal_wait") is not None, "still in the journey after reaching its goal",
+                  [e["properties"] for e in events(srv, u, "$JourneyExited", "goal_wait")])
+            advance(srv, "1h1m")
+            m = srv.wait_for(lambda: [x for x in messages(srv, u) if x["journey"] == "goal_wait"], timeout=3)
+            check(m, "the rest of the journey ran after the goal")
+            ex = {k: [e["properties"]["reason"] for e in events(srv, u, "$JourneyExited", k)]
+                  for k in ("goal_wait", "goal_wait_event")}
+            check(ex == {"goal_wait": ["exit"], "goal_wait_event": ["exit"]}, "both ended at their exit node", ex)
+        finally:
+            srv.cleanup()
+
+
 for case in (test_versions, test_pause_resume, test_stop, test_frequency_caps, test_holdout, test_ab_split,
-             test_receipts, test_webhook_delivery, test_reentry):
+             test_receipts, test_webhook_delivery, test_reentry, test_goal_does_not_exit):
     run_case(case)
 finish()
