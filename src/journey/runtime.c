@@ -661,7 +661,7 @@ static int64_t date_prop_ms(wm_jtx_t *t, const wm_inst_t *in, const char *path, 
             prop = dot + 1;
         } else if (ver && ver->def->entry.date_prop) {
             /* type from the entry ("item_type" is kept in the entry's event field) */
-            snprintf(type, sizeof type, "%s", ver->def->entry.event ? ver->def->entry.event : "");
+            snprintf(type, sizeof type, "%s", ver->def->entry.item_type ? ver->def->entry.item_type : "");
         }
         v = wm_json_get(wm__rt_item(t, in->project, type, in->item), prop);
     }
@@ -815,7 +815,7 @@ static int advance(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_
     const wm_journey_def_t *d = v->def;
     const wm_json_t *profile = wm__rt_profile(t, in->user_id);
     for (int step = 0; step < ADVANCE_STEPS_MAX; step++) {
-        if (d->exit_when.condition && !d->exit_when.event &&
+        if (d->exit_when.condition &&
             eval(t, d->exit_when.condition, in->user_id, in->project, profile, event))
             return finish(t, in, v, "exit_when");
         if (in->node >= d->n_nodes)
@@ -939,19 +939,35 @@ static size_t entries_key(char *kb, size_t cap, const char *project, const char 
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-static bool entry_cap_reached(wm_jtx_t *t, const wm_jversion_t *v, uint64_t *count)
+static uint64_t entries_get(MDB_txn *txn, MDB_dbi dbi, const char *project, const char *key)
 {
     char kb[200];
-    MDB_val k = {entries_key(kb, sizeof kb, v->project, v->key), kb}, val;
-    *count = 0;
-    if (mdb_get(t->txn, t->rt->entries, &k, &val) == 0 && val.mv_size == 8)
-        memcpy(count, val.mv_data, 8);
+    MDB_val k = {entries_key(kb, sizeof kb, project, key), kb}, val;
+    uint64_t count = 0;
+    if (k.mv_size && mdb_get(txn, dbi, &k, &val) == 0 && val.mv_size == 8)
+        memcpy(&count, val.mv_data, 8);
+    return count;
+}
+
+uint64_t wm__jrt_entries_count(wm_jrt_t *rt, const char *project, const char *key)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
+        return 0;
+    uint64_t n = entries_get(txn, rt->entries, project, key);
+    mdb_txn_abort(txn);
+    return n;
+}
+
+/* The cap counts entries over all partitions: the engine keeps the total. */
+static bool entry_cap_reached(wm_jtx_t *t, const wm_jversion_t *v, uint64_t *count)
+{
+    *count = entries_get(t->txn, t->rt->entries, v->project, v->key);
     if (!v->def->entry.entry_cap)
         return false;
-    /* each partition admits its share of the cap (partitions never talk) */
-    uint64_t parts = t->rt->host.n_parts ? t->rt->host.n_parts : 1;
-    uint64_t share = (v->def->entry.entry_cap + parts - 1) / parts;
-    return *count >= share;
+    if (!t->rt->host.entry_reserve)
+        return *count >= v->def->entry.entry_cap;
+    return !t->rt->host.entry_reserve(t->rt->host.ctx, v->project, v->key, v->def->entry.entry_cap, *count);
 }
 
 static int try_enter(wm_jtx_t *t, const wm_jversion_t *v, uint64_t user_id, const wm_json_t *event,
@@ -1061,13 +1077,18 @@ static int on_live_instance(wm_jtx_t *t, uint64_t id, const char *name, const wm
     if (!v || !v->running)
         return 0;
     const wm_journey_def_t *d = v->def;
-    /* the goal is checked first: an event that is both the conversion and a
-     * reason to leave (OpenAccount) counts as a conversion */
+    /* The goal is a conversion, recorded once per instance; it does not end
+     * the journey (exit_when does): the same event may also satisfy a
+     * wait_event, and what follows runs. Checked before exit_when, so an
+     * event that is both the conversion and a reason to leave counts. */
+    bool dirty = false;
+    int rc = 0;
     if (d->goal.event && !in.converted && !strcmp(d->goal.event, name) &&
         (!in.goal_deadline_ms || t->now_ms <= in.goal_deadline_ms) &&
         eval(t, d->goal.where, in.user_id, in.project, profile, event)) {
         in.converted = 1;
-        int rc = wm__rt_stat_add(t, in.project, in.key, in.version, STAT_NODE_JOURNEY, STAT_GOAL, 0, 1);
+        dirty = true;
+        rc = wm__rt_stat_add(t, in.project, in.key, in.version, STAT_NODE_JOURNEY, STAT_GOAL, 0, 1);
         if (!rc && in.arm)
             for (uint32_t i = 0; i < d->n_nodes; i++)
                 if (d->nodes[i].type == WM_JN_SPLIT) {
@@ -1077,24 +1098,23 @@ static int on_live_instance(wm_jtx_t *t, uint64_t id, const char *name, const wm
                 }
         if (!rc)
             rc = op_journey(t, &in, "$JourneyGoal", NULL);
-        return rc ? rc : finish(t, &in, v, "goal");
+        if (rc)
+            return rc;
     }
     if (d->exit_when.event && !strcmp(d->exit_when.event, name) &&
         eval(t, d->exit_when.where, in.user_id, in.project, profile, event))
         return finish(t, &in, v, "exit_when");
-    if (in.state != ST_WAIT_EVENT || in.node >= d->n_nodes)
-        return 0;
-    const wm_jnode_t *n = &d->nodes[in.node];
-    if (n->type != WM_JN_WAIT_EVENT || !event_listed(n, name))
-        return 0;
-    if (n->u.wait_event.match_prop && in.match[0]) {
+    const wm_jnode_t *n = in.node < d->n_nodes ? &d->nodes[in.node] : NULL;
+    bool resumes = in.state == ST_WAIT_EVENT && n && n->type == WM_JN_WAIT_EVENT && event_listed(n, name);
+    if (resumes && n->u.wait_event.match_prop && in.match[0]) {
         const char *m = prop_text(t->arena, event, n->u.wait_event.match_prop);
-        if (!m || strcmp(m, in.match))
-            return 0;
+        resumes = m && !strcmp(m, in.match);
     }
-    if (!eval(t, n->u.wait_event.where, in.user_id, in.project, profile, event))
-        return 0;
-    int rc = wm__rt_stat_add(t, in.project, in.key, in.version, in.node, STAT_WAITING, 0, -1);
+    if (resumes)
+        resumes = eval(t, n->u.wait_event.where, in.user_id, in.project, profile, event);
+    if (!resumes)
+        return dirty ? inst_put(t, &in) : 0;
+    rc = wm__rt_stat_add(t, in.project, in.key, in.version, in.node, STAT_WAITING, 0, -1);
     if (!rc)
         rc = timer_clear(t, &in);
     if (!rc)
@@ -1390,7 +1410,7 @@ static int cmd_scan_entries(wm_jtx_t *t, const wm_json_t *cmd, bool by_date)
         snprintf(probe.key, sizeof probe.key, "%s", key);
         probe.version = v->version;
         const wm_json_t *held = NULL;
-        const char *item_list = wm_json_str(wm_json_get(cmd, "items_from"));
+        const char *item_list = d->entry.item_key;
         if (!strncmp(path, "item.", 5))
             held = wm_json_get(profile, item_list ? item_list : "held_products");
         const wm_json_t *one = NULL;

@@ -110,6 +110,9 @@ typedef struct wm_jrt_host {
                     size_t *len);
     /* the stored record at a log position of this partition; caller frees */
     int (*read_event)(void *ctx, const wm_log_pos_t *pos, char **json, size_t *len);
+    /* journey-level entry cap across partitions: reserves one entry when the
+     * total is below cap; own = this partition's persisted count */
+    bool (*entry_reserve)(void *ctx, const char *project, const char *key, uint64_t cap, uint64_t own);
     /* a message ready to send (after the transaction commits) */
     void (*dispatch)(void *ctx, const wm_dispatch_msg_t *m);
     uint32_t n_parts;
@@ -165,6 +168,8 @@ bool wm__jrt_op_take(wm_jtx_t *t, uint64_t op_key);
 int wm__jrt_redispatch(wm_jrt_t *rt);
 
 /* ---- queries (read-only txns) ---- */
+/* Entries this partition admitted into a journey (all versions). */
+uint64_t wm__jrt_entries_count(wm_jrt_t *rt, const char *project, const char *key);
 int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out);
 int wm__jrt_user_tags_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out);
 int wm__jrt_messages_json(wm_jrt_t *rt, uint64_t user_id, uint32_t limit, wm_buf_t *out);

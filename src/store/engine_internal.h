@@ -66,6 +66,8 @@ struct wm_engine {
     pthread_cond_t sched_cv;
     bool sched_stop;
     _Atomic uint64_t m_commands, m_dispatched, m_delivered, m_failed;
+    pthread_mutex_t cap_mu;         /* journey entry caps across partitions */
+    wm_strmap_t entry_totals;       /* "project\x1fkey" -> entries admitted so far */
 };
 
 /* engine_journey.c */

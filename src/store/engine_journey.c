@@ -174,6 +174,35 @@ static void dispatch_done(void *ctx, const wm_dispatch_result_t *r)
     wm_buf_release(&b);
 }
 
+/* ---- journey entry caps ---- */
+
+/* The first reservation of a journey sums the persisted counts of every
+ * partition (this one's comes from its open transaction); later ones count in
+ * memory. A reservation whose transaction then aborts leaves the total one
+ * high: the cap errs on the side of fewer entries. */
+bool wm__engine_entry_reserve(wm_engine_t *e, uint32_t part, const char *project, const char *key,
+                              uint64_t cap, uint64_t own)
+{
+    char k[200];
+    int kl = snprintf(k, sizeof k, "%s\x1f%s", project, key);
+    if (kl <= 0 || (size_t)kl >= sizeof k)
+        return false;
+    pthread_mutex_lock(&e->cap_mu);
+    uint64_t total;
+    if (!wm_strmap_get(&e->entry_totals, k, (size_t)kl, &total)) {
+        total = own;
+        for (uint32_t i = 0; i < e->n_parts; i++)
+            if (i != part)
+                total += wm__jrt_entries_count(e->parts[i]->jrt, project, key);
+    }
+    bool ok = total < cap;
+    if (ok)
+        total++;
+    wm_strmap_put(&e->entry_totals, k, (size_t)kl, total);
+    pthread_mutex_unlock(&e->cap_mu);
+    return ok;
+}
+
 /* ---- items for conditions and templates ---- */
 
 int wm__engine_item_raw(wm_engine_t *e, const char *project, const char *type, const char *id,
@@ -358,6 +387,8 @@ static void *scheduler_main(void *arg)
 
 int wm__engine_journeys_open(wm_engine_t *e)
 {
+    pthread_mutex_init(&e->cap_mu, NULL);
+    wm_strmap_init(&e->entry_totals);
     pthread_mutex_init(&e->sched_mu, NULL);
     pthread_cond_init(&e->sched_cv, NULL);
     if (e->test_clock) {
@@ -405,6 +436,8 @@ void wm__engine_journeys_free(wm_engine_t *e)
 {
     wm__jreg_close(e->jreg);
     e->jreg = NULL;
+    wm_strmap_release(&e->entry_totals);
+    pthread_mutex_destroy(&e->cap_mu);
     pthread_mutex_destroy(&e->sched_mu);
     pthread_cond_destroy(&e->sched_cv);
 }

@@ -90,6 +90,12 @@ static int host_read_event(void *ctx, const wm_log_pos_t *pos, char **json, size
     return *json ? 0 : WM_ENOMEM;
 }
 
+static bool host_entry_reserve(void *ctx, const char *project, const char *key, uint64_t cap, uint64_t own)
+{
+    wm_part_t *p = ctx;
+    return wm__engine_entry_reserve(p->engine, p->index, project, key, cap, own);
+}
+
 static void host_dispatch(void *ctx, const wm_dispatch_msg_t *m)
 {
     wm_part_t *p = ctx;
@@ -155,6 +161,7 @@ int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_
         .item_get = host_item_get,
         .read_event = host_read_event,
         .dispatch = host_dispatch,
+        .entry_reserve = host_entry_reserve,
     };
     if ((rc = wm__jrt_open(p->env, txn, wm__engine_jreg(e), &host, &p->jrt))) {
         mdb_txn_abort(txn);

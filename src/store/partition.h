@@ -129,6 +129,8 @@ wm_jreg_t *wm__engine_jreg(wm_engine_t *e);
 /* Queues a job for partition p from inside the engine (route lock taken). */
 void wm__engine_enqueue(wm_engine_t *e, wm_part_t *p, wm_job_t *job);
 void wm__engine_dispatch(wm_engine_t *e, const wm_dispatch_msg_t *m);
+bool wm__engine_entry_reserve(wm_engine_t *e, uint32_t part, const char *project, const char *key,
+                              uint64_t cap, uint64_t own);
 int wm__engine_item_raw(wm_engine_t *e, const char *project, const char *type, const char *id,
                         char **json, size_t *len);
 /* Wakes the writer (the clock moved or a timer was added elsewhere). */

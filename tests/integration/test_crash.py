@@ -14,7 +14,7 @@ import time
 from wmtest import Server, check, finish, run_case, track
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))
-USERS = 60
+USERS = 400
 THREADS = 4
 BATCH = 10
 
@@ -67,6 +67,8 @@ def count_cids(srv):
             continue
         if st != 200:
             raise RuntimeError(f"events for crash-u{u}: {st} {body}")
+        if len(body["events"]) >= 1000:
+            raise RuntimeError(f"crash-u{u} has 1000+ events: the listing limit would hide some")
         for ev in body["events"]:
             counts[ev["properties"]["cid"]] += 1
     return counts
@@ -74,11 +76,11 @@ def count_cids(srv):
 
 def verify(srv, ledger, when):
     counts = count_cids(srv)
-    lost = [c for c in ledger.acked if counts[c] != 1]
+    lost = [c for c in ledger.acked if counts[c] == 0]
     dups = [c for c, k in counts.items() if k > 1]
     phantom = [c for c in counts if c not in ledger.sent]
-    check(not lost, f"{when}: every acknowledged record present exactly once",
-          f"{len(lost)} lost/duplicated of {len(ledger.acked)}, e.g. {lost[:5]}")
+    check(not lost, f"{when}: every acknowledged record present",
+          f"{len(lost)} lost of {len(ledger.acked)}, e.g. {lost[:5]}")
     check(not dups, f"{when}: no record stored twice", f"e.g. {dups[:5]}")
     check(not phantom, f"{when}: nothing stored that was never sent", f"e.g. {phantom[:5]}")
     return len(ledger.acked)
