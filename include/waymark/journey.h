@@ -90,6 +90,8 @@ typedef struct wm_jnode {
             char *template_key;
             char *item_type;        /* product content: the item recommended ... */
             char *item_key;         /* ... found by this event/profile property */
+            bool no_suitability;    /* "suitability": false - a service message about a
+                                     * held product, not a recommendation */
         } send;
         struct {
             char *queue;

@@ -910,7 +910,13 @@ static void parse_item(cx_t *c, const wm_json_t *o, char **type, char **key)
 static void p_send(cx_t *c, uint32_t i, const wm_json_t *o)
 {
     wm_jnode_t *n = &c->j->nodes[i];
-    check_fields(c, o, "", (const char *const[]){COMMON, "channel", "template", "item", "next", NULL});
+    check_fields(c, o, "", (const char *const[]){COMMON, "channel", "template", "item", "suitability", "next", NULL});
+    const wm_json_t *suit = wm_json_get(o, "suitability");
+    if (suit && suit->type != WM_JSON_TRUE && suit->type != WM_JSON_FALSE)
+        err(c, "suitability", "must be true or false");
+    /* service messages about a product the customer already holds (maturity,
+     * dividends) recommend nothing: "suitability": false skips the check */
+    n->u.send.no_suitability = suit && suit->type == WM_JSON_FALSE;
     n->u.send.channel = dup(c, get_str(c, o, "channel", "channel", true));
     check_ref(c, REF_CHANNEL, "channel", n->u.send.channel);
     n->u.send.template_key = dup(c, get_str(c, o, "template", "template", true));

@@ -399,7 +399,9 @@ int wm__rt_send(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_jno
         return suppress(t, in, v, node, id, chname, "consent", "the customer opted out of this channel");
     /* 4. suitability */
     const wm_json_t *item = NULL;
-    if (n->u.send.item_type) {
+    if (n->u.send.item_type && n->u.send.no_suitability) {
+        item = in->item[0] ? wm__rt_item(t, in->project, n->u.send.item_type, in->item) : NULL;
+    } else if (n->u.send.item_type) {
         item = in->item[0] ? wm__rt_item(t, in->project, n->u.send.item_type, in->item) : NULL;
         int product = level_of(wm_json_get(item, "risk_level"));
         int customer = level_of(wm_json_get(profile, "risk_level"));
@@ -435,11 +437,6 @@ int wm__rt_send(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_jno
     /* 7. content */
     const wm_jtemplate_t *tpl = n->u.send.template_key ? wm__jreg_template(s, in->project, n->u.send.template_key) : NULL;
     render_ctx_t rc_ = {.t = t, .profile = profile, .event = event, .item = item, .in = in, .v = v};
-    if (!item && in->item[0] && tpl) {
-        /* templates may name item fields even when the node checks no suitability */
-        const char *type = n->u.send.item_type;
-        rc_.item = type ? wm__rt_item(t, in->project, type, in->item) : NULL;
-    }
     char *title = NULL, *text = NULL, missing[128] = "";
     if (tpl && (render(&rc_, tpl->title, false, &title, missing, sizeof missing) ||
                 render(&rc_, tpl->body, false, &text, missing, sizeof missing))) {

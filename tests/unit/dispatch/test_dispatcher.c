@@ -201,8 +201,11 @@ static bool signature_valid(const char *header, const char *secret, const char *
     char hexmac[65] = "";
     if (sscanf(header, "t=%lld,v1=%64[0-9a-f]", &t, hexmac) != 2 || strlen(hexmac) != 64)
         return false;
-    char *msgbuf = malloc(strlen(body) + 32);
-    int n = sprintf(msgbuf, "%lld.%s", t, body);
+    size_t cap = strlen(body) + 32;
+    char *msgbuf = malloc(cap);
+    if (!msgbuf)
+        return false;
+    int n = snprintf(msgbuf, cap, "%lld.%s", t, body);
     unsigned char mac[32];
     unsigned len = 0;
     HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)msgbuf, (size_t)n, mac,
