@@ -153,10 +153,10 @@ void wm_dispatch_sign(const char *secret, int64_t unix_s, const char *body, size
  * Fields that are NULL are written as JSON null; extra is the text of a JSON
  * object (NULL or "" = {}). Shapes, see docs/channels.md:
  *   WM_CH_WEBHOOK {"message_id","user_id","channel","title","text","journey","node","data":extra}
- *   WM_CH_SMS     {"message_id","to","text","sign"}
- *   WM_CH_PUSH    {"message_id","to","title","body":text,"data":extra}
+ *   WM_CH_SMS     {"message_id","to","text","sign","journey","node"}
+ *   WM_CH_PUSH    {"message_id","to","title","body":text,"journey","node","data":extra}
  *   WM_CH_WECOM   {"msgid","touser":to | "external_userid":[to],"msgtype":"text",
- *                  "text":{"content":text}}
+ *                  "text":{"content":text},"journey","node"}
  */
 typedef struct wm_dispatch_content {
     const char *message_id;

@@ -102,12 +102,21 @@ static void shape_webhook(const wm_dispatch_content_t *c, wm_buf_t *b)
     data_field(b, c->extra);
 }
 
+/* journey and node ride along on every shape: providers ignore what they do
+ * not know, and operators can trace a message from the provider's console */
+static void origin(const wm_dispatch_content_t *c, wm_buf_t *b)
+{
+    field(b, false, "journey", c->journey);
+    field(b, false, "node", c->node);
+}
+
 static void shape_sms(const wm_dispatch_content_t *c, wm_buf_t *b)
 {
     field(b, true, "message_id", c->message_id);
     field(b, false, "to", c->to);
     field(b, false, "text", c->text);
     field(b, false, "sign", c->sign);
+    origin(c, b);
 }
 
 static void shape_push(const wm_dispatch_content_t *c, wm_buf_t *b)
@@ -116,6 +125,7 @@ static void shape_push(const wm_dispatch_content_t *c, wm_buf_t *b)
     field(b, false, "to", c->to);
     field(b, false, "title", c->title);
     field(b, false, "body", c->text);
+    origin(c, b);
     data_field(b, c->extra);
 }
 
@@ -136,6 +146,7 @@ static void shape_wecom(const wm_dispatch_content_t *c, wm_buf_t *b)
     wm_buf_puts(b, ",\"text\":{");
     field(b, true, "content", c->text);
     wm_buf_putc(b, '}');
+    origin(c, b);
 }
 
 void wm_dispatch_shape(wm_channel_kind_t kind, const wm_dispatch_content_t *c, wm_buf_t *out)

@@ -249,41 +249,20 @@ static const char *recipient(const wm_jchannel_t *ch, const wm_json_t *profile, 
     return s;
 }
 
-/* The provider-facing body for a channel kind (docs/channels.md). */
+/* The provider-facing body for a channel (shapes in docs/channels.md). */
 static void shape_body(wm_buf_t *b, const wm_jchannel_t *ch, const char *id, uint64_t user_id,
                        const char *to, const char *title, const char *text, const wm_inst_t *in,
                        const char *node_id)
 {
     char uid[24];
     snprintf(uid, sizeof uid, "%llu", (unsigned long long)user_id);
-    wm_buf_putc(b, '{');
-    if (!strcmp(ch->kind, "wecom")) {
-        json_field(b, "msgid", id, true);
-        json_field(b, "external_userid", to, false);
-        wm_buf_puts(b, ",\"msgtype\":\"text\",\"text\":{\"content\":");
-        wm_buf_json_str(b, text ? text : "", text ? strlen(text) : 0);
-        wm_buf_putc(b, '}');
-    } else if (!strcmp(ch->kind, "sms") || !strcmp(ch->kind, "robot_call")) {
-        json_field(b, "message_id", id, true);
-        json_field(b, "to", to, false);
-        json_field(b, "text", text ? text : "", false);
-    } else if (!strcmp(ch->kind, "push")) {
-        json_field(b, "message_id", id, true);
-        json_field(b, "to", to, false);
-        json_field(b, "title", title ? title : "", false);
-        json_field(b, "body", text ? text : "", false);
-    } else {
-        json_field(b, "message_id", id, true);
-        json_field(b, "user_id", uid, false);
-        json_field(b, "channel", ch->name, false);
-        json_field(b, "title", title, false);
-        json_field(b, "text", text, false);
-    }
-    wm_buf_puts(b, ",\"journey\":");
-    wm_buf_json_str(b, in->key, strlen(in->key));
-    wm_buf_puts(b, ",\"node\":");
-    wm_buf_json_str(b, node_id, strlen(node_id));
-    wm_buf_putc(b, '}');
+    wm_dispatch_content_t c = {
+        .message_id = id, .user_id = uid, .channel = ch->name, .to = to, .title = title,
+        .text = text, .journey = in->key, .node = node_id,
+        /* a customer reached in WeCom is an external contact of the advisor */
+        .wecom_external = ch->dispatch_kind == WM_CH_WECOM,
+    };
+    wm_dispatch_shape(ch->dispatch_kind, &c, b);
 }
 
 static int queue_dispatch(wm_jtx_t *t, const wm_jchannel_t *ch, const char *id, const char *body,
@@ -784,6 +763,12 @@ int wm__rt_cmd_lead(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd)
     if (!id)
         return 0;
     bool claim = !strcmp(c, "lead_claim");
+    /* a completed lead is final: a second completion (or a late claim) would
+     * emit a second LeadOutcome and move a waiting journey twice */
+    MDB_val lk = {strlen(id), (void *)id}, lv;
+    if (mdb_get(t->txn, t->rt->lead, &lk, &lv) == 0 &&
+        memmem(lv.mv_data, lv.mv_size, "\"status\":\"completed\"", 20))
+        return 0;
     const char *names[4];
     const wm_json_t *vals[4];
     uint32_t n = 0;

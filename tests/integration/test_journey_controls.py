@@ -120,7 +120,7 @@ def test_versions():
             check(sorted((r.json or {}).get("text") for r in sms or []) ==
                   sorted([f"版本一：{u}" for u in old] + [f"版本二：{new[0]}"]), "the provider saw both versions",
                   [r.json for r in sms or []])
-            ev = events(srv, old[0], "$MessagePrepared", "ctl_versions")
+            ev = srv.wait_for(lambda: events(srv, old[0], "$MessagePrepared", "ctl_versions"))
             check(ev and ev[0]["properties"]["version"] == 1, "$MessagePrepared names version 1", ev)
             rep = report(srv, "ctl_versions")
             check(rep.get("version") == 2 and rep.get("entered") == 3 and node_stat(rep, "s", "sent") == 3,
@@ -183,8 +183,10 @@ def test_stop():
             check(st == 200 and body.get("status") == "stopped", "stopped", body)
             check(srv.wait_for(lambda: all(journey_of(srv, u, "ctl_stop") is None for u in users)),
                   "the 360 view no longer lists the journey", [journey_of(srv, u, "ctl_stop") for u in users])
-            ex = {u: [e["properties"].get("reason") for e in events(srv, u, "$JourneyExited", "ctl_stop")]
-                  for u in users}
+            def exits():
+                return {u: [e["properties"].get("reason") for e in events(srv, u, "$JourneyExited", "ctl_stop")]
+                        for u in users}
+            ex = srv.wait_for(lambda: all(exits().values()) and exits()) or exits()
             check(all(v == ["stopped: campaign withdrawn"] for v in ex.values()),
                   "every live instance exited with the stop reason", ex)
             advance(srv, "1d1m")
@@ -281,8 +283,8 @@ def test_holdout():
             check(node_stat(rep, "s", "suppressed") == len(held) and node_stat(rep, "s", "sent") == 500 - len(held),
                   "report: suppressed = held out", rep.get("nodes"))
             h = sorted(held)[0] if held else users[0]
-            sup = events(srv, h, "$MessageSuppressed")
-            check(len(sup) == 1 and sup[0]["properties"]["reason"] == "holdout", "reason holdout", sup)
+            sup = srv.wait_for(lambda: events(srv, h, "$MessageSuppressed"))
+            check(sup and len(sup) == 1 and sup[0]["properties"]["reason"] == "holdout", "reason holdout", sup)
             check(srv.wait_for(lambda: len(rx.delivered_ids()) == 500 - len(held), timeout=20),
                   "the provider saw exactly the others", len(rx.delivered_ids()))
             # the same customers, every time: again, and in another journey on another channel
@@ -349,7 +351,7 @@ def test_ab_split():
                   "arm shares near 50/40/10 %", share)
             ctl = [u for u in users if arm[u] == "ctl"]
             check(all(not messages(srv, u) for u in ctl[:30]), "control customers get no message")
-            sup = events(srv, ctl[0], "$MessageSuppressed") if ctl else []
+            sup = srv.wait_for(lambda: events(srv, ctl[0], "$MessageSuppressed")) if ctl else []
             check(sup and sup[0]["properties"]["reason"] == "control_group", "control send suppressed", sup)
             # convert a chosen subset: ~30 % of A, 20 % of B, 10 % of control
             cut = {"A": 3, "B": 2, "ctl": 1}
@@ -577,7 +579,8 @@ def test_goal_does_not_exit():
             fire(srv, [u], "GoalDone")
             check(srv.wait_for(lambda: report(srv, "goal_wait").get("goal_reached") == 1 and
                                report(srv, "goal_wait_event").get("goal_reached") == 1), "both count the goal")
-            check(len(events(srv, u, "$JourneyGoal")) == 2, "$JourneyGoal per journey", events(srv, u, "$JourneyGoal"))
+            check(srv.wait_for(lambda: len(events(srv, u, "$JourneyGoal")) == 2), "$JourneyGoal per journey",
+                  events(srv, u, "$JourneyGoal"))
             # the event the graph waits for still moves it on to the send node
             m = srv.wait_for(lambda: [x for x in messages(srv, u) if x["journey"] == "goal_wait_event"], timeout=3)
             check(m, "goal event also taken by the wait_event: the message after it is sent",
@@ -588,8 +591,10 @@ def test_goal_does_not_exit():
             advance(srv, "1h1m")
             m = srv.wait_for(lambda: [x for x in messages(srv, u) if x["journey"] == "goal_wait"], timeout=3)
             check(m, "the rest of the journey ran after the goal")
-            ex = {k: [e["properties"]["reason"] for e in events(srv, u, "$JourneyExited", k)]
-                  for k in ("goal_wait", "goal_wait_event")}
+            def exits():
+                return {k: [e["properties"]["reason"] for e in events(srv, u, "$JourneyExited", k)]
+                        for k in ("goal_wait", "goal_wait_event")}
+            ex = srv.wait_for(lambda: all(exits().values()) and exits()) or exits()
             check(ex == {"goal_wait": ["exit"], "goal_wait_event": ["exit"]}, "both ended at their exit node", ex)
         finally:
             srv.cleanup()

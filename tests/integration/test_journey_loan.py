@@ -163,7 +163,9 @@ def test_loan_stages():
                 check("对比贷款产品后7天未申请" in (assist[0].get("talk_track") or "") and
                       "贷款客户1" in assist[0]["talk_track"], "follow-up talk track names the customer", assist[0])
                 check(assist[0]["sla_due_ms"] - assist[0]["created_ms"] == 86400000, "follow-up SLA 1 d")
-            ex = [e for e in srv.events(STALL, limit=100)[1]["events"] if e["event"] == "$JourneyExited"]
+            # op events reach the log just after the state change commits
+            ex = srv.wait_for(lambda: [e for e in srv.events(STALL, limit=100)[1]["events"]
+                                       if e["event"] == "$JourneyExited"])
             check(len(ex) == 1 and ex[0]["properties"]["reason"] == "exit" and ex[0]["properties"]["node"] == "end",
                   "stalled customer exited at the end node", ex)
             # re-entry after exit needs 90 days
@@ -214,13 +216,17 @@ def test_loan_stages():
             dl = rx.delivered_ids()
             check(sorted(ids) == sorted(dl) and all(v == 1 for v in dl.values()),
                   "the provider saw each message id exactly once", (len(ids), dl))
-            names = ev_names(srv, FULL)
+            want_ev = {"$JourneyEntered", "$MessagePrepared", "$MessageSent", "$LeadCreated", "$JourneyExited"}
+            names = srv.wait_for(lambda: want_ev <= set(ev_names(srv, FULL)) and ev_names(srv, FULL)) or \
+                ev_names(srv, FULL)
             check({"$JourneyEntered", "$MessagePrepared", "$MessageSent", "$LeadCreated", "$JourneyExited"} <= set(names),
                   "op events in the borrower's history", sorted(set(names)))
 
             # ---- report ----
             st, rep = srv.api("GET", f"/api/v1/journeys/{KEY}/report")
             check(st == 200 and rep.get("entered") == 4, "report: four entries", rep.get("entered"))
+            check(rep.get("goal_reached") == 2, "report: two applications within 30 days (the goal)",
+                  rep.get("goal_reached"))
             nodes = {n["id"]: n for n in rep.get("nodes", [])}
 
             def node(nid, field):

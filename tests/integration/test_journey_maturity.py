@@ -37,7 +37,8 @@ def touches(rx):
     for r in rx.requests():
         j = r.json or {}
         if r.path == "/wecom":
-            out.append(("wecom", j.get("external_userid", "")[3:], j))
+            ext = j.get("external_userid") or [""]
+            out.append(("wecom", (ext[0] if isinstance(ext, list) else ext)[3:], j))
         elif r.path == "/robot_call":
             out.append(("robot_call", j.get("user_id"), j))
     return out

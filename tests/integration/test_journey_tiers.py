@@ -112,7 +112,8 @@ def test_tiers():
             # the first mass-affluent customer subscribes: goal, no advisor
             st, _, _ = srv.sa_post([track(MA[0], "SubscribeFund", {"fund_code": "000001", "amount": 100000})])
             check(srv.wait_for(lambda: journey_of(srv, MA[0]) is None), "subscription reaches the goal")
-            goal = [e for e in srv.events(MA[0])[1]["events"] if e["event"] == "$JourneyGoal"]
+            # op events reach the log just after the state change commits
+            goal = srv.wait_for(lambda: [e for e in srv.events(MA[0])[1]["events"] if e["event"] == "$JourneyGoal"])
             check(len(goal) == 1 and goal[0]["properties"]["journey"] == KEY, "$JourneyGoal recorded", goal)
             # a second transfer within 30 days of the exit does not re-enter
             srv.sa_post([track(HNW[0], "TransferIn", {"amount": 300000})])

@@ -713,7 +713,9 @@ static void test_shape_webhook_and_push(void **state)
     assert_member_str(wm_json_get(w, "data"), "fund", "F001");
 
     const wm_json_t *p = shaped(&a, WM_CH_PUSH, &content);
-    assert_int_equal(p->len, 5);
+    assert_int_equal(p->len, 7);
+    assert_member_str(p, "journey", "onboarding");
+    assert_member_str(p, "node", "n3");
     assert_member_str(p, "to", "+8613800000000");
     assert_member_str(p, "body", "Hello \"friend\"\n");
     assert_member_str(p, "title", "欢迎");
@@ -732,7 +734,9 @@ static void test_shape_sms_and_wecom(void **state)
     wm_arena_t a;
     wm_arena_init(&a, 0);
     const wm_json_t *s = shaped(&a, WM_CH_SMS, &content);
-    assert_int_equal(s->len, 4);
+    assert_int_equal(s->len, 6);
+    assert_member_str(s, "journey", "onboarding");
+    assert_member_str(s, "node", "n3");
     assert_member_str(s, "message_id", "msg-7");
     assert_member_str(s, "to", "+8613800000000");
     assert_member_str(s, "text", "Hello \"friend\"\n");
@@ -745,6 +749,7 @@ static void test_shape_sms_and_wecom(void **state)
     assert_member_str(w, "touser", "zhangsan");
     assert_member_str(w, "msgtype", "text");
     assert_member_str(wm_json_get(w, "text"), "content", "Hello \"friend\"\n");
+    assert_member_str(w, "node", "n3");
     assert_null(wm_json_get(w, "external_userid"));
 
     c.to = "wmEXT123";

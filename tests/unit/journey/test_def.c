@@ -120,7 +120,7 @@ static void test_examples_compile(void **state)
 {
     for (size_t k = 0; k < N_EXAMPLES; k++) {
         wm_journey_def_t *j = compile_example(EXAMPLES[k]);
-        assert_true(j->n_nodes >= 5);
+        assert_true(j->n_nodes >= 3); /* viewed_product_3x: lead, material, exit */
         assert_int_equal(j->start, 0);
         wm_journey_free(j);
     }
@@ -190,9 +190,102 @@ static void test_fund_sip_compiled_form(void **state)
     wm_journey_free(j);
 }
 
+/* viewed_product_3x's entry rule is a did that scans the user's events
+ * (the same fund_code as the triggering view); a stand-in for the runtime's
+ * event listing: views on given local days, in time order. */
+#define VIEW_DAY0_MS 1767232800000LL /* 2026-01-01 10:00 in UTC+8 */
+#define DAY_MS 86400000LL
+
+typedef struct fake_views {
+    wm_json_t *ev[8];
+    uint32_t n;
+} fake_views_t;
+
+static int fake_views_list(void *ctx, int64_t from_ms, int64_t to_ms,
+                           int (*cb)(void *cbctx, const wm_json_t *event), void *cbctx)
+{
+    const fake_views_t *f = ctx;
+    for (uint32_t i = 0; i < f->n; i++) {
+        int64_t t = (int64_t)wm_json_get(f->ev[i], "time")->u.num;
+        if (t >= from_ms && t < to_ms && cb(cbctx, f->ev[i]))
+            break;
+    }
+    return 0;
+}
+
+/* Does the entry's where hold for the last of these views (days[i], funds[i])? */
+static bool entry_holds(const wm_journey_def_t *j, const int *days, const char *const *funds, uint32_t n)
+{
+    fake_views_t f = {.n = n};
+    for (uint32_t i = 0; i < n; i++) {
+        char text[192];
+        int len = snprintf(text, sizeof text,
+                           "{\"event\":\"ViewFundDetail\",\"time\":%lld,\"properties\":{\"fund_code\":\"%s\"}}",
+                           VIEW_DAY0_MS + days[i] * DAY_MS, funds[i]);
+        char *copy = wm_arena_strndup(&arena, text, (size_t)len);
+        assert_int_equal(wm_json_parse(&arena, copy, (size_t)len, &f.ev[i], NULL), 0);
+    }
+    wm_cond_env_t env;
+    memset(&env, 0, sizeof env);
+    env.event = f.ev[n - 1];
+    env.now_ms = VIEW_DAY0_MS + days[n - 1] * DAY_MS;
+    env.tz_offset_min = 480;
+    env.ctx = &f;
+    env.events = fake_views_list;
+    bool ok = false;
+    assert_int_equal(wm_cond_eval(j->entry.where, &env, &ok), 0);
+    return ok;
+}
+
 static void test_other_compiled_forms(void **state)
 {
-    wm_journey_def_t *j = compile_example("product_maturity");
+    /* viewed_product_3x: the entry is the rule (3rd view of the same fund in
+     * the last 7 local days), then lead -> material -> exit */
+    wm_journey_def_t *j = compile_example("viewed_product_3x");
+    assert_int_equal(j->entry.kind, WM_ENTRY_EVENT);
+    assert_string_equal(j->entry.event, "ViewFundDetail");
+    assert_non_null(j->entry.where);
+    assert_int_equal(j->entry.reentry, WM_REENTRY_AFTER_EXIT);
+    assert_int_equal(j->entry.reentry_wait_ms, 7 * DAY_MS);
+    assert_int_equal(j->entry.max_concurrent, 1);
+    const wm_counter_spec_t *specs = NULL;
+    uint32_t n_specs = 0;
+    wm_cond_counters(j->entry.where, &specs, &n_specs);
+    assert_int_equal(n_specs, 1);
+    assert_string_equal(specs[0].event, "ViewFundDetail");
+    assert_non_null(specs[0].where);
+    assert_null(specs[0].field);
+    const char *f3[] = {"000311", "000311", "000311"};
+    const char *other[] = {"000311", "000311", "005827"};
+    assert_false(entry_holds(j, (const int[]){0, 1}, f3, 2));
+    assert_true(entry_holds(j, (const int[]){0, 1, 2}, f3, 3));
+    assert_false(entry_holds(j, (const int[]){0, 1, 2}, other, 3));
+    assert_false(entry_holds(j, (const int[]){0, 4, 9}, f3, 3));
+    assert_false(entry_holds(j, (const int[]){0, 6, 7}, f3, 3));
+    assert_true(entry_holds(j, (const int[]){4, 9, 10}, f3, 3));
+    assert_int_equal(j->n_nodes, 3);
+    assert_int_equal(j->start, wm_journey_node_index(j, "lead"));
+    const wm_jnode_t *lead = &j->nodes[wm_journey_node_index(j, "lead")];
+    assert_int_equal(lead->type, WM_JN_ADVISOR_TASK);
+    assert_string_equal(lead->u.advisor.queue, "wealth");
+    assert_int_equal(lead->u.advisor.sla_ms, DAY_MS);
+    assert_string_equal(lead->u.advisor.priority, "high");
+    assert_string_equal(lead->u.advisor.script, "product_interest_material");
+    assert_string_equal(lead->u.advisor.item_type, "fund");
+    assert_string_equal(lead->u.advisor.item_key, "fund_code");
+    assert_int_equal(lead->next, wm_journey_node_index(j, "material"));
+    const wm_jnode_t *mat = &j->nodes[wm_journey_node_index(j, "material")];
+    assert_int_equal(mat->type, WM_JN_SEND);
+    assert_string_equal(mat->u.send.channel, "wecom");
+    assert_string_equal(mat->u.send.template_key, "fund_material");
+    assert_string_equal(mat->u.send.item_type, "fund");
+    assert_string_equal(mat->u.send.item_key, "fund_code");
+    assert_false(mat->u.send.no_suitability);
+    assert_int_equal(mat->next, wm_journey_node_index(j, "end"));
+    assert_int_equal(j->nodes[wm_journey_node_index(j, "end")].type, WM_JN_EXIT);
+    wm_journey_free(j);
+
+    j = compile_example("product_maturity");
     assert_int_equal(j->entry.kind, WM_ENTRY_DATE_PROP);
     assert_string_equal(j->entry.date_prop, "item.maturity_date");
     assert_int_equal(j->entry.n_offsets, 4);
