@@ -269,7 +269,7 @@ int wm__rt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const ch
     return rc;
 }
 
-int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after,
+int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after, uint32_t max,
                         void (*emit)(void *ctx, const unsigned char *payload, uint32_t len),
                         void *ctx)
 {
@@ -285,7 +285,8 @@ int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after,
     wm__put_be64(kb, *after + 1);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size == 8) {
+    uint32_t n = 0;
+    while (rc == 0 && k.mv_size == 8 && n++ < max) {
         emit(ctx, v.mv_data, (uint32_t)v.mv_size);
         *after = wm__get_be64(k.mv_data);
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

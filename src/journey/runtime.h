@@ -156,9 +156,9 @@ int64_t wm__jrt_next_due(wm_jrt_t *rt);
 int wm__jrt_on_command(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len);
 
 /* Op events queued in committed transactions and not yet appended to the
- * log: calls emit(ctx, payload, len) for each (payload = full log payload)
- * with key > *after, and advances *after. */
-int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after,
+ * log: calls emit(ctx, payload, len) for at most max of them (payload = full
+ * log payload) with key > *after, and advances *after. */
+int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after, uint32_t max,
                         void (*emit)(void *ctx, const unsigned char *payload, uint32_t len),
                         void *ctx);
 /* Called when applying an op-queue record: true (and dequeued) when it is

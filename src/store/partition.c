@@ -702,15 +702,19 @@ abort:
 
 /* ---- journey timers and op events ---- */
 
-#define TIMERS_PER_TXN 5000
+#define TIMERS_PER_TXN 2000     /* one writer round: bounds the ingest stall */
+#define OPS_PER_ROUND 20000     /* op events moved to the log per round: bounds memory */
 
 static void queue_ops(wm_part_t *p);
 
+/* Fires one batch of due timers. The writer loop comes back here while more
+ * are due, taking queued ingest work in between: a million timers falling
+ * due at once must not hold acknowledgements back for seconds. */
 static int fire_timers(wm_part_t *p, apply_ctx_t *ac)
 {
-    bool more = true;
+    bool more = false;
     int rc = 0;
-    while (more && !rc) {
+    {
         if ((rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn)))
             return mdb_err(rc, "timer txn", p->index);
         wm_arena_reset(&ac->jarena);
@@ -776,7 +780,7 @@ static void queue_ops(wm_part_t *p)
 {
     ops_job_t oj = {0};
     uint64_t after = p->ops_after;
-    wm__jrt_pending_ops(p->jrt, &after, ops_emit, &oj);
+    wm__jrt_pending_ops(p->jrt, &after, OPS_PER_ROUND, ops_emit, &oj);
     if (oj.err || !oj.job) {
         wm__job_free(oj.job);
         return;
