@@ -58,6 +58,15 @@ typedef struct wm_juser {
     uint8_t pad[3];
 } wm_juser_t;
 
+/* Stored forms: compact and versioned (an instance is ~100-140 bytes, not
+ * the 344 of the in-memory struct; a user/journey row ~30). */
+#define WM_INST_ENC_MAX (1 + 96 + 4 * (1 + RT_NAME_MAX))
+size_t wm__inst_encode(const wm_inst_t *in, unsigned char *buf);
+bool wm__inst_decode(const void *data, size_t len, wm_inst_t *in);
+#define WM_JUSER_ENC_MAX (1 + 1 + 8 * JUSER_LIVE_MAX + 8 + 8 + 4 + 1)
+size_t wm__juser_encode(const wm_juser_t *ju, unsigned char *buf);
+bool wm__juser_decode(const void *data, size_t len, wm_juser_t *ju);
+
 /* Statistics kinds kept per (journey, version, node[, aux]). */
 enum {
     STAT_ENTERED = 1,           /* node entered */

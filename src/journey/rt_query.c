@@ -36,14 +36,14 @@ int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), n = 0;
     while (rc == 0 && k.mv_size > 8 && wm__get_be64(k.mv_data) == user_id) {
         wm_juser_t ju;
-        for (int slot = 0; v.mv_size == sizeof ju && slot < JUSER_LIVE_MAX; slot++) {
-            memcpy(&ju, v.mv_data, sizeof ju);
+        bool ok = wm__juser_decode(v.mv_data, v.mv_size, &ju);
+        for (int slot = 0; ok && slot < JUSER_LIVE_MAX; slot++) {
             unsigned char ib[8];
             wm__put_be64(ib, ju.live[slot]);
             MDB_val ik = {8, ib}, iv;
             wm_inst_t in;
-            if (ju.live[slot] && mdb_get(txn, rt->inst, &ik, &iv) == 0 && iv.mv_size == sizeof in) {
-                memcpy(&in, iv.mv_data, sizeof in);
+            if (ju.live[slot] && mdb_get(txn, rt->inst, &ik, &iv) == 0 &&
+                wm__inst_decode(iv.mv_data, iv.mv_size, &in)) {
                 const wm_jversion_t *ver = wm__jreg_version(s, in.project, in.key, in.version);
                 const char *node = ver && in.node < ver->def->n_nodes ? ver->def->nodes[in.node].id : "";
                 wm_buf_puts(out, n++ ? ",{\"journey\":" : "{\"journey\":");

@@ -485,6 +485,148 @@ static int update_counters(wm_jtx_t *t, const wm_jsnapshot_t *s, uint64_t user_i
     return 0;
 }
 
+/* ---- stored forms ---- */
+
+#define INST_FORMAT 1
+#define JUSER_FORMAT 1
+
+static unsigned char *put_bytes(unsigned char *p, const void *v, size_t n)
+{
+    memcpy(p, v, n);
+    return p + n;
+}
+
+static unsigned char *put_name(unsigned char *p, const char *s)
+{
+    size_t n = strnlen(s, RT_NAME_MAX - 1);
+    *p++ = (unsigned char)n;
+    return put_bytes(p, s, n);
+}
+
+size_t wm__inst_encode(const wm_inst_t *in, unsigned char *buf)
+{
+    unsigned char *p = buf;
+    *p++ = INST_FORMAT;
+    p = put_bytes(p, &in->id, 8);
+    p = put_bytes(p, &in->user_id, 8);
+    p = put_bytes(p, &in->version, 4);
+    p = put_bytes(p, &in->node, 4);
+    *p++ = in->state;
+    *p++ = in->arm;
+    *p++ = in->converted;
+    *p++ = in->control;
+    p = put_bytes(p, &in->steps, 4);
+    p = put_bytes(p, &in->entered_ms, 8);
+    p = put_bytes(p, &in->node_since_ms, 8);
+    p = put_bytes(p, &in->due_ms, 8);
+    p = put_bytes(p, &in->goal_deadline_ms, 8);
+    p = put_bytes(p, &in->entry_pos.seq, 8);
+    p = put_bytes(p, &in->entry_pos.segment, 4);
+    p = put_bytes(p, &in->entry_pos.offset, 8);
+    p = put_name(p, in->project);
+    p = put_name(p, in->key);
+    p = put_name(p, in->match);
+    p = put_name(p, in->item);
+    return (size_t)(p - buf);
+}
+
+typedef struct reader {
+    const unsigned char *p, *end;
+    bool ok;
+} reader_t;
+
+static void get_bytes(reader_t *r, void *v, size_t n)
+{
+    if (!r->ok || (size_t)(r->end - r->p) < n) {
+        r->ok = false;
+        memset(v, 0, n);
+        return;
+    }
+    memcpy(v, r->p, n);
+    r->p += n;
+}
+
+static void get_name(reader_t *r, char *out)
+{
+    unsigned char n = 0;
+    get_bytes(r, &n, 1);
+    if (n >= RT_NAME_MAX)
+        r->ok = false;
+    if (!r->ok) {
+        out[0] = 0;
+        return;
+    }
+    get_bytes(r, out, n);
+    out[n] = 0;
+}
+
+bool wm__inst_decode(const void *data, size_t len, wm_inst_t *in)
+{
+    reader_t r = {data, (const unsigned char *)data + len, true};
+    unsigned char fmt = 0;
+    memset(in, 0, sizeof *in);
+    get_bytes(&r, &fmt, 1);
+    if (fmt != INST_FORMAT)
+        return false;
+    get_bytes(&r, &in->id, 8);
+    get_bytes(&r, &in->user_id, 8);
+    get_bytes(&r, &in->version, 4);
+    get_bytes(&r, &in->node, 4);
+    get_bytes(&r, &in->state, 1);
+    get_bytes(&r, &in->arm, 1);
+    get_bytes(&r, &in->converted, 1);
+    get_bytes(&r, &in->control, 1);
+    get_bytes(&r, &in->steps, 4);
+    get_bytes(&r, &in->entered_ms, 8);
+    get_bytes(&r, &in->node_since_ms, 8);
+    get_bytes(&r, &in->due_ms, 8);
+    get_bytes(&r, &in->goal_deadline_ms, 8);
+    get_bytes(&r, &in->entry_pos.seq, 8);
+    get_bytes(&r, &in->entry_pos.segment, 4);
+    get_bytes(&r, &in->entry_pos.offset, 8);
+    get_name(&r, in->project);
+    get_name(&r, in->key);
+    get_name(&r, in->match);
+    get_name(&r, in->item);
+    return r.ok && r.p == r.end;
+}
+
+size_t wm__juser_encode(const wm_juser_t *ju, unsigned char *buf)
+{
+    unsigned char *p = buf;
+    *p++ = JUSER_FORMAT;
+    unsigned char *count = p++;
+    *count = 0;
+    for (int i = 0; i < JUSER_LIVE_MAX; i++)
+        if (ju->live[i]) {
+            p = put_bytes(p, &ju->live[i], 8);
+            (*count)++;
+        }
+    p = put_bytes(p, &ju->last_entered_ms, 8);
+    p = put_bytes(p, &ju->last_exit_ms, 8);
+    p = put_bytes(p, &ju->entries, 4);
+    *p++ = ju->cond_state;
+    return (size_t)(p - buf);
+}
+
+bool wm__juser_decode(const void *data, size_t len, wm_juser_t *ju)
+{
+    reader_t r = {data, (const unsigned char *)data + len, true};
+    unsigned char fmt = 0, n = 0;
+    memset(ju, 0, sizeof *ju);
+    get_bytes(&r, &fmt, 1);
+    get_bytes(&r, &n, 1);
+    if (fmt != JUSER_FORMAT || n > JUSER_LIVE_MAX)
+        return false;
+    for (unsigned i = 0; i < n; i++)
+        get_bytes(&r, &ju->live[i], 8);
+    get_bytes(&r, &ju->last_entered_ms, 8);
+    get_bytes(&r, &ju->last_exit_ms, 8);
+    get_bytes(&r, &ju->entries, 4);
+    get_bytes(&r, &ju->cond_state, 1);
+    return r.ok && r.p == r.end;
+}
+
 /* ---- instances ---- */
 
 static int inst_get(wm_jtx_t *t, uint64_t id, wm_inst_t *in)
@@ -493,9 +635,8 @@ static int inst_get(wm_jtx_t *t, uint64_t id, wm_inst_t *in)
     wm__put_be64(kb, id);
     MDB_val k = {8, kb}, v;
     int rc = mdb_get(t->txn, t->rt->inst, &k, &v);
-    if (rc || v.mv_size != sizeof *in)
+    if (rc || !wm__inst_decode(v.mv_data, v.mv_size, in))
         return WM_ENOTFOUND;
-    memcpy(in, v.mv_data, sizeof *in);
     return 0;
 }
 
@@ -503,7 +644,8 @@ static int inst_put(wm_jtx_t *t, const wm_inst_t *in)
 {
     unsigned char kb[8];
     wm__put_be64(kb, in->id);
-    MDB_val k = {8, kb}, v = {sizeof *in, (void *)in};
+    unsigned char enc[WM_INST_ENC_MAX];
+    MDB_val k = {8, kb}, v = {wm__inst_encode(in, enc), enc};
     return mdb_put(t->txn, t->rt->inst, &k, &v, 0) ? WM_EIO : 0;
 }
 
@@ -537,8 +679,8 @@ static int juser_get(wm_jtx_t *t, uint64_t user_id, const char *project, const c
     MDB_val k = {juser_key(kb, sizeof kb, user_id, project, key), kb}, v;
     if (!k.mv_size)
         return WM_EINVAL;
-    if (mdb_get(t->txn, t->rt->juser, &k, &v) == 0 && v.mv_size == sizeof *ju)
-        memcpy(ju, v.mv_data, sizeof *ju);
+    if (mdb_get(t->txn, t->rt->juser, &k, &v) == 0)
+        wm__juser_decode(v.mv_data, v.mv_size, ju);
     return 0;
 }
 
@@ -546,8 +688,9 @@ static int juser_put(wm_jtx_t *t, uint64_t user_id, const char *project, const c
                      const wm_juser_t *ju)
 {
     unsigned char kb[200];
+    unsigned char enc[WM_JUSER_ENC_MAX];
     MDB_val k = {juser_key(kb, sizeof kb, user_id, project, key), kb},
-            v = {sizeof *ju, (void *)ju};
+            v = {wm__juser_encode(ju, enc), enc};
     if (!k.mv_size)
         return WM_EINVAL;
     return mdb_put(t->txn, t->rt->juser, &k, &v, 0) ? WM_EIO : 0;
@@ -1135,8 +1278,7 @@ static int live_instances(wm_jtx_t *t, uint64_t user_id, uint64_t *ids, uint32_t
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && *n < max && k.mv_size > 8 && wm__get_be64(k.mv_data) == user_id) {
         wm_juser_t ju;
-        if (v.mv_size == sizeof ju) {
-            memcpy(&ju, v.mv_data, sizeof ju);
+        if (wm__juser_decode(v.mv_data, v.mv_size, &ju)) {
             for (int i = 0; i < JUSER_LIVE_MAX && *n < max; i++)
                 if (ju.live[i])
                     ids[(*n)++] = ju.live[i];
@@ -1312,8 +1454,7 @@ static int cmd_journey_stop(wm_jtx_t *t, const wm_json_t *cmd)
     int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (rc == 0) {
         wm_inst_t in;
-        if (v.mv_size == sizeof in) {
-            memcpy(&in, v.mv_data, sizeof in);
+        if (wm__inst_decode(v.mv_data, v.mv_size, &in)) {
             if (!strcmp(in.key, key) && !strcmp(in.project, project)) {
                 if (n == cap) {
                     cap = cap ? cap * 2 : 64;
