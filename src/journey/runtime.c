@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../store/partition.h"
 #include "rt_internal.h"
@@ -1499,6 +1500,38 @@ static int cmd_enter(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd)
     return try_enter(t, v, user_id, wm_json_get(cmd, "event"), NULL, item);
 }
 
+/* A date entry fires on the day the date plus the offset falls on. A date
+ * already past (a birthday, an account-opening date) recurs every year: its
+ * anniversaries in the years around today are tried too. A future date (a
+ * maturity) fires once. Feb 29 anniversaries fall on Mar 1 in other years. */
+static int64_t with_year(int64_t local_ms, int year)
+{
+    time_t secs = (time_t)(local_ms >= 0 ? local_ms / 1000 : (local_ms - 999) / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    tm.tm_year = year - 1900;
+    return (int64_t)timegm(&tm) * 1000 + (local_ms % 1000 + 1000) % 1000;
+}
+
+static bool date_matches(int64_t base, int64_t offset, int tz, int32_t today)
+{
+    if (local_day(base + offset, tz) == today)
+        return true;
+    int64_t local = base + (int64_t)tz * 60000;
+    int32_t base_day = local_day(base, tz);
+    if (base_day >= today)
+        return false;
+    time_t now_secs = (time_t)((int64_t)today * 86400);
+    struct tm tm;
+    gmtime_r(&now_secs, &tm);
+    for (int y = tm.tm_year + 1900 - 1; y <= tm.tm_year + 1900 + 1; y++) {
+        int64_t anniv = with_year(local, y) - (int64_t)tz * 60000;
+        if (local_day(anniv, tz) > base_day && local_day(anniv + offset, tz) == today)
+            return true;
+    }
+    return false;
+}
+
 /* Scheduled and date-property entries: every user of the project in this
  * partition whose condition holds (schedule) or whose date matches today
  * (date property). */
@@ -1566,7 +1599,7 @@ static int cmd_scan_entries(wm_jtx_t *t, const wm_json_t *cmd, bool by_date)
             }
             int64_t base = date_prop_ms(t, &probe, path, profile);
             for (uint32_t o = 0; base != INT64_MIN && o < d->entry.n_offsets && !rc; o++)
-                if (local_day(base + d->entry.offsets_ms[o], tz) == today) {
+                if (date_matches(base, d->entry.offsets_ms[o], tz, today)) {
                     rc = try_enter(t, v, users[i], NULL, NULL, probe.item[0] ? probe.item : NULL);
                     break;
                 }
@@ -1575,6 +1608,34 @@ static int cmd_scan_entries(wm_jtx_t *t, const wm_json_t *cmd, bool by_date)
         } while (it && one);
     }
     wm_free(users);
+    return rc;
+}
+
+/* A profile change can make a condition entry true ("tier becomes
+ * high_net_worth"): such journeys are evaluated after every profile record. */
+int wm__jrt_on_profile(wm_jtx_t *t, uint64_t user_id, const char *project)
+{
+    const wm_jsnapshot_t *s = wm__jreg_snapshot(t->rt->reg);
+    int rc = 0;
+    for (uint32_t i = 0; s && i < s->n_versions && !rc; i++) {
+        const wm_jversion_t *v = s->versions[i];
+        const wm_journey_def_t *d = v->def;
+        if (!v->accepting || d->entry.kind != WM_ENTRY_CONDITION || !d->entry.condition ||
+            strcmp(v->project, project))
+            continue;
+        const wm_json_t *profile = wm__rt_profile(t, user_id);
+        bool now_true = eval(t, d->entry.condition, user_id, project, profile, NULL);
+        wm_juser_t ju;
+        if ((rc = juser_get(t, user_id, project, v->key, &ju)))
+            break;
+        if (now_true == (ju.cond_state != 0))
+            continue;
+        ju.cond_state = now_true;
+        if ((rc = juser_put(t, user_id, project, v->key, &ju)))
+            break;
+        if (now_true)
+            rc = try_enter(t, v, user_id, NULL, NULL, NULL);
+    }
     return rc;
 }
 

@@ -148,6 +148,8 @@ bool wm__jrt_active(wm_jrt_t *rt);
 /* An applied event record of user_id (stored form JSON text), at pos. */
 int wm__jrt_on_event(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len,
                      const wm_log_pos_t *pos, bool is_op);
+/* After a profile record of user_id was applied: condition entries. */
+int wm__jrt_on_profile(wm_jtx_t *t, uint64_t user_id, const char *project);
 /* Fires timers due at or before now; *more = there are further due ones. */
 int wm__jrt_fire_timers(wm_jtx_t *t, uint32_t max, bool *more);
 /* The earliest pending timer (INT64_MAX if none). */

@@ -426,7 +426,9 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     }
     if (h.rec_type == WM_REC_ITEM_SET || h.rec_type == WM_REC_ITEM_DELETE)
         return apply_item(ac, &rec);
-    return apply_profile(ac, &h, &rec);
+    if ((rc = apply_profile(ac, &h, &rec)))
+        return rc;
+    return wm__jrt_active(ac->p->jrt) ? wm__jrt_on_profile(&ac->jtx, h.user_id, rec.project) : 0;
 }
 
 static int put_applied(wm_part_t *p, MDB_txn *txn, uint64_t seq)
