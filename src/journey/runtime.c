@@ -1573,7 +1573,10 @@ static int cmd_scan_entries(wm_jtx_t *t, const wm_json_t *cmd, bool by_date)
                 rc = try_enter(t, v, users[i], NULL, NULL, NULL);
             continue;
         }
-        /* date entries: the profile property itself, or each held item's date */
+        /* date entries: the profile property itself, or each held item's date,
+         * for the audience the optional condition selects */
+        if (d->entry.condition && !eval(t, d->entry.condition, users[i], project, profile, NULL))
+            continue;
         int tz = wm__rt_tz_offset(t, profile, NULL, NULL, t->now_ms);
         int32_t today = local_day(t->now_ms, tz);
         const char *path = d->entry.date_prop;
