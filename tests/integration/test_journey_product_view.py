@@ -79,7 +79,8 @@ def lead_users(srv):
 
 
 def wecom(rx, uid):
-    return [r for r in rx.requests() if r.path == "/wecom" and (r.json or {}).get("external_userid") == f"wx-{uid}"]
+    # WeCom addresses a customer contact as a list of external_userid (docs/channels.md)
+    return [r for r in rx.requests() if r.path == "/wecom" and (r.json or {}).get("external_userid") == [f"wx-{uid}"]]
 
 
 def report(srv):
