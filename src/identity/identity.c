@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 
 #include "waymark/alloc.h"
+#include "waymark/bytes.h"
 #include "waymark/error.h"
 #include "waymark/limits.h"
 
@@ -89,21 +90,6 @@ static int note_rc(wm_identity_t *id, int rc)
 
 /* ---- key encoding ---------------------------------------------------- */
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 typedef struct kbuf {
     unsigned char b[KEY_BUF];
@@ -120,7 +106,7 @@ static void kb_str(kbuf_t *k, const char *s, size_t n, bool nul)
 
 static void kb_u64(kbuf_t *k, uint64_t v)
 {
-    put_be64(k->b + k->n, v);
+    wm_put_be64(k->b + k->n, v);
     k->n += 8;
 }
 
@@ -330,14 +316,14 @@ static int counter_get(rtx_t *t, const char *name, uint64_t *v)
         return note_rc(t->id, rc);
     if (d.mv_size != 8)
         return WM_ECORRUPT;
-    *v = get_be64(d.mv_data);
+    *v = wm_get_be64(d.mv_data);
     return 0;
 }
 
 static int counter_put(rtx_t *t, const char *name, uint64_t v)
 {
     unsigned char b[8];
-    put_be64(b, v);
+    wm_put_be64(b, v);
     MDB_val k = {strlen(name), (void *)name}, d = {8, b};
     return note_rc(t->id, mdb_put(t->txn, t->id->meta, &k, &d, 0));
 }
@@ -407,7 +393,7 @@ static int get_owner(wm_identity_t *id, MDB_txn *txn, const char *proj, size_t p
         return note_rc(id, rc);
     if (d.mv_size != 8)
         return id->failed = WM_ECORRUPT;
-    *user = get_be64(d.mv_data);
+    *user = wm_get_be64(d.mv_data);
     return 0;
 }
 
@@ -417,7 +403,7 @@ static int map_identity(rtx_t *t, const char *proj, size_t plen, const char *key
 {
     kbuf_t k;
     unsigned char ub[8];
-    put_be64(ub, user);
+    wm_put_be64(ub, user);
     key_id2user(&k, proj, plen, key, klen, val, vlen);
     MDB_val kv = kb_val(&k), d = {8, ub}, empty = {0, ub};
     int rc = mdb_put(t->txn, t->id->id2user, &kv, &d, 0);
@@ -513,8 +499,8 @@ static int record_merge(rtx_t *t, const rrec_t *r, uint64_t from, uint64_t into)
     const char *did = rec->distinct_id ? rec->distinct_id : "";
     size_t el = strnlen(ev, 255), dl = strnlen(did, WM_ID_LEN_MAX);
     unsigned char v[16 + 256 + WM_ID_LEN_MAX + 1];
-    put_be64(v, from);
-    put_be64(v + 8, (uint64_t)rec->time_ms);
+    wm_put_be64(v, from);
+    wm_put_be64(v + 8, (uint64_t)rec->time_ms);
     memcpy(v + 16, ev, el);
     v[16 + el] = 0;
     memcpy(v + 17 + el, did, dl);
@@ -524,7 +510,7 @@ static int record_merge(rtx_t *t, const rrec_t *r, uint64_t from, uint64_t into)
     if (rc)
         return note_rc(t->id, rc);
     unsigned char ib[8];
-    put_be64(ib, into);
+    wm_put_be64(ib, into);
     key_user_prefix(&k, r->project, r->plen, from);
     kv = kb_val(&k);
     d = (MDB_val){8, ib};
@@ -1092,10 +1078,10 @@ static int merge_one(void *ctx, const MDB_val *k, const MDB_val *d)
     if (k->mv_size != pl + 16 || d->mv_size < 18 || dp[d->mv_size - 1] != 0)
         return WM_ECORRUPT;
     wm_id_merge_entry_t e = {
-        .into_user = get_be64(kp + pl),
-        .seq = get_be64(kp + pl + 8),
-        .from_user = get_be64((const unsigned char *)dp),
-        .time_ms = (int64_t)get_be64((const unsigned char *)dp + 8),
+        .into_user = wm_get_be64(kp + pl),
+        .seq = wm_get_be64(kp + pl + 8),
+        .from_user = wm_get_be64((const unsigned char *)dp),
+        .time_ms = (int64_t)wm_get_be64((const unsigned char *)dp + 8),
         .event = dp + 16,
     };
     size_t el = strnlen(e.event, d->mv_size - 16);
@@ -1142,7 +1128,7 @@ int wm_identity_current_user(wm_identity_t *id, const char *project, uint64_t us
         else if (d.mv_size != 8)
             e = WM_ECORRUPT;
         else
-            *current = get_be64(d.mv_data);
+            *current = wm_get_be64(d.mv_data);
         if (!e && hop == REDIRECT_HOPS_MAX - 1)
             e = WM_ECORRUPT;
     }
@@ -1201,7 +1187,7 @@ int wm_identity_stats(wm_identity_t *id, wm_identity_stats_t *st)
     MDB_val k = {12, (void *)"next_user_id"}, d;
     int g = rc ? rc : mdb_get(txn, id->meta, &k, &d);
     if (!g && d.mv_size == 8)
-        next = get_be64(d.mv_data);
+        next = wm_get_be64(d.mv_data);
     st->users_allocated = next - 1;
     mdb_txn_abort(txn);
     return rc ? note_rc(id, rc) : 0;

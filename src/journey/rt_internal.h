@@ -7,6 +7,7 @@
 #define WAYMARK_JOURNEY_RT_INTERNAL_H
 
 #include "runtime.h"
+#include "waymark/bytes.h"
 
 /* Instance states:
  *
@@ -124,22 +125,5 @@ int wm__rt_cmd_receipt(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
 int wm__rt_cmd_lead(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
 int wm__rt_cmd_inbox_read(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
 int wm__rt_cmd_consent(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
-
-/* ---- keys ---- */
-static inline void wm__put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)v;
-        v >>= 8;
-    }
-}
-
-static inline uint64_t wm__get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 #endif

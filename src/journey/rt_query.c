@@ -31,15 +31,15 @@ int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
     }
     const wm_jsnapshot_t *s = wm__jreg_snapshot(rt->reg);
     unsigned char kb[8];
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), n = 0;
-    while (rc == 0 && k.mv_size > 8 && wm__get_be64(k.mv_data) == user_id) {
+    while (rc == 0 && k.mv_size > 8 && wm_get_be64(k.mv_data) == user_id) {
         wm_juser_t ju;
         bool ok = wm__juser_decode(v.mv_data, v.mv_size, &ju);
         for (int slot = 0; ok && slot < JUSER_LIVE_MAX; slot++) {
             unsigned char ib[8];
-            wm__put_be64(ib, ju.live[slot]);
+            wm_put_be64(ib, ju.live[slot]);
             MDB_val ik = {8, ib}, iv;
             wm_inst_t in;
             if (ju.live[slot] && mdb_get(txn, rt->inst, &ik, &iv) == 0 &&
@@ -90,7 +90,7 @@ static int get_copy(wm_jrt_t *rt, MDB_dbi dbi, const void *key, size_t klen, wm_
 int wm__jrt_user_tags_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
 {
     unsigned char kb[8];
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     int rc = get_copy(rt, rt->tags, kb, 8, out);
     if (rc == WM_ENOTFOUND) {
         wm_buf_puts(out, "{}");
@@ -122,12 +122,12 @@ static int newest_first(wm_jrt_t *rt, MDB_dbi index, MDB_dbi docs, uint64_t user
         return WM_EIO;
     }
     unsigned char kb[8];
-    wm__put_be64(kb, user_id + 1);
+    wm_put_be64(kb, user_id + 1);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
     uint32_t n = 0;
-    while (rc == 0 && n < limit && k.mv_size > 16 && wm__get_be64(k.mv_data) == user_id) {
+    while (rc == 0 && n < limit && k.mv_size > 16 && wm_get_be64(k.mv_data) == user_id) {
         MDB_val dk = {k.mv_size - 16, (char *)k.mv_data + 16}, dv;
         const MDB_val *doc = NULL;
         if (index == docs)

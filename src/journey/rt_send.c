@@ -81,7 +81,7 @@ static size_t freq_key(unsigned char *kb, size_t cap, uint64_t user_id, const ch
     size_t n = strlen(channel);
     if (8 + n > cap)
         return 0;
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     memcpy(kb + 8, channel, n);
     return 8 + n;
 }
@@ -298,8 +298,8 @@ static int outbox_put(wm_jtx_t *t, const char *id, uint64_t user_id, const char 
         return WM_EIO;
     unsigned char kb[8 + 8 + 64];
     size_t il = strlen(id) < 64 ? strlen(id) : 64;
-    wm__put_be64(kb, user_id);
-    wm__put_be64(kb + 8, (uint64_t)t->now_ms);
+    wm_put_be64(kb, user_id);
+    wm_put_be64(kb + 8, (uint64_t)t->now_ms);
     memcpy(kb + 16, id, il);
     MDB_val ik = {16 + il, kb}, iv = {0, NULL};
     return mdb_put(t->txn, t->rt->umsg, &ik, &iv, 0) ? WM_EIO : 0;
@@ -340,8 +340,8 @@ static int make_inbox(wm_jtx_t *t, uint64_t user_id, const char *id, const char 
     wm_buf_printf(&b, ",\"read\":false,\"created_ms\":%lld}", (long long)t->now_ms);
     unsigned char kb[8 + 8 + 64];
     size_t il = strlen(id) < 64 ? strlen(id) : 64;
-    wm__put_be64(kb, user_id);
-    wm__put_be64(kb + 8, (uint64_t)t->now_ms);
+    wm_put_be64(kb, user_id);
+    wm_put_be64(kb + 8, (uint64_t)t->now_ms);
     memcpy(kb + 16, id, il);
     MDB_val k = {16 + il, kb}, v = {b.len, b.data};
     int rc = b.err ? b.err : (mdb_put(t->txn, t->rt->inbox, &k, &v, 0) ? WM_EIO : 0);
@@ -534,13 +534,13 @@ static void recent_events(wm_jtx_t *t, uint64_t user_id, wm_buf_t *out)
         return;
     }
     unsigned char kb[8];
-    wm__put_be64(kb, user_id + 1);
+    wm_put_be64(kb, user_id + 1);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
     int n = 0;
-    while (rc == 0 && n < LEAD_EVENTS && k.mv_size == 24 && wm__get_be64(k.mv_data) == user_id) {
-        wm_log_pos_t pos = {.seq = wm__get_be64((const unsigned char *)k.mv_data + 16)};
+    while (rc == 0 && n < LEAD_EVENTS && k.mv_size == 24 && wm_get_be64(k.mv_data) == user_id) {
+        wm_log_pos_t pos = {.seq = wm_get_be64((const unsigned char *)k.mv_data + 16)};
         memcpy(&pos.segment, v.mv_data, 4);
         memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);
         char *json = NULL;
@@ -604,7 +604,7 @@ int wm__rt_lead(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_jno
         wm_buf_puts(&b, "null");
     wm_buf_puts(&b, ",\"tags\":");
     unsigned char kb[8];
-    wm__put_be64(kb, in->user_id);
+    wm_put_be64(kb, in->user_id);
     MDB_val tk = {8, kb}, tv;
     if (mdb_get(t->txn, t->rt->tags, &tk, &tv) == 0)
         wm_buf_append(&b, tv.mv_data, tv.mv_size);
@@ -815,13 +815,13 @@ int wm__rt_cmd_inbox_read(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd)
     if (mdb_cursor_open(t->txn, t->rt->inbox, &c))
         return WM_EIO;
     unsigned char kb[8];
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     unsigned char found[80];
     size_t fl = 0;
     size_t il = strlen(id) < 64 ? strlen(id) : 64;
-    while (rc == 0 && k.mv_size >= 16 && wm__get_be64(k.mv_data) == user_id) {
+    while (rc == 0 && k.mv_size >= 16 && wm_get_be64(k.mv_data) == user_id) {
         if (k.mv_size == 16 + il && !memcmp((const char *)k.mv_data + 16, id, il)) {
             fl = k.mv_size;
             memcpy(found, k.mv_data, fl);

@@ -55,7 +55,7 @@ static int64_t first_due(wm_jrt_t *rt, MDB_txn *txn)
         return due;
     MDB_val k, v;
     if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16)
-        due = (int64_t)(wm__get_be64(k.mv_data) ^ (1ull << 63));
+        due = (int64_t)(wm_get_be64(k.mv_data) ^ (1ull << 63));
     mdb_cursor_close(c);
     return due;
 }
@@ -150,7 +150,7 @@ void wm__jtx_aborted(wm_jtx_t *t) { free_pending(t->rt); }
 const wm_json_t *wm__rt_profile(wm_jtx_t *t, uint64_t user_id)
 {
     unsigned char kb[8];
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb}, v;
     if (mdb_get(t->txn, t->rt->host.dbi_profiles, &k, &v))
         return NULL;
@@ -166,7 +166,7 @@ const wm_json_t *wm__rt_profile(wm_jtx_t *t, uint64_t user_id)
 int wm__rt_profile_store(wm_jtx_t *t, uint64_t user_id, const wm_json_t *profile)
 {
     unsigned char kb[8];
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb};
     wm_buf_t b;
     wm_buf_init(&b, 0);
@@ -259,7 +259,7 @@ int wm__rt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const ch
     int rc = b.err;
     if (!rc) {
         unsigned char kb[8];
-        wm__put_be64(kb, rt->next_op);
+        wm_put_be64(kb, rt->next_op);
         MDB_val k = {8, kb}, v = {b.len, b.data};
         rc = mdb_put(t->txn, rt->ops, &k, &v, 0) ? WM_EIO : 0;
     }
@@ -283,13 +283,13 @@ int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after, uint32_t max,
         return WM_EIO;
     }
     unsigned char kb[8];
-    wm__put_be64(kb, *after + 1);
+    wm_put_be64(kb, *after + 1);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     uint32_t n = 0;
     while (rc == 0 && k.mv_size == 8 && n++ < max) {
         emit(ctx, v.mv_data, (uint32_t)v.mv_size);
-        *after = wm__get_be64(k.mv_data);
+        *after = wm_get_be64(k.mv_data);
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
@@ -301,7 +301,7 @@ int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after, uint32_t max,
 bool wm__jrt_op_take(wm_jtx_t *t, uint64_t op_key)
 {
     unsigned char kb[8];
-    wm__put_be64(kb, op_key);
+    wm_put_be64(kb, op_key);
     MDB_val k = {8, kb};
     return mdb_del(t->txn, t->rt->ops, &k, NULL) == 0;
 }
@@ -343,8 +343,8 @@ static const wm_json_t *env_item(void *ctx, const char *type, const char *id)
 
 static size_t cnt_key(unsigned char *kb, uint64_t user_id, const char *spec_key)
 {
-    wm__put_be64(kb, user_id);
-    wm__put_be64(kb + 8, wm_hash64(spec_key, strlen(spec_key), 0x636e74));
+    wm_put_be64(kb, user_id);
+    wm_put_be64(kb + 8, wm_hash64(spec_key, strlen(spec_key), 0x636e74));
     return 16;
 }
 
@@ -371,17 +371,17 @@ static int env_events(void *ctx, int64_t from_ms, int64_t to_ms,
     if (mdb_cursor_open(t->txn, t->rt->host.dbi_events, &c))
         return WM_EIO;
     unsigned char kb[16];
-    wm__put_be64(kb, e->user_id);
-    wm__put_be64(kb + 8, (uint64_t)from_ms ^ (1ull << 63));
+    wm_put_be64(kb, e->user_id);
+    wm_put_be64(kb + 8, (uint64_t)from_ms ^ (1ull << 63));
     MDB_val k = {16, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), stop = 0;
     uint32_t seen = 0;
     while (rc == 0 && !stop && k.mv_size == 24 && seen++ < 10000) {
         const unsigned char *kp = k.mv_data;
-        int64_t tm = (int64_t)(wm__get_be64(kp + 8) ^ (1ull << 63));
-        if (wm__get_be64(kp) != e->user_id || tm >= to_ms)
+        int64_t tm = (int64_t)(wm_get_be64(kp + 8) ^ (1ull << 63));
+        if (wm_get_be64(kp) != e->user_id || tm >= to_ms)
             break;
-        wm_log_pos_t pos = {.seq = wm__get_be64(kp + 16)};
+        wm_log_pos_t pos = {.seq = wm_get_be64(kp + 16)};
         memcpy(&pos.segment, v.mv_data, 4);
         memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);
         char *json = NULL;
@@ -404,7 +404,7 @@ static const wm_json_t *env_tag(void *ctx, const char *tag)
 {
     env_ctx_t *e = ctx;
     unsigned char kb[8];
-    wm__put_be64(kb, e->user_id);
+    wm_put_be64(kb, e->user_id);
     MDB_val k = {8, kb}, v;
     if (mdb_get(e->t->txn, e->t->rt->tags, &k, &v))
         return NULL;
@@ -633,7 +633,7 @@ bool wm__juser_decode(const void *data, size_t len, wm_juser_t *ju)
 static int inst_get(wm_jtx_t *t, uint64_t id, wm_inst_t *in)
 {
     unsigned char kb[8];
-    wm__put_be64(kb, id);
+    wm_put_be64(kb, id);
     MDB_val k = {8, kb}, v;
     int rc = mdb_get(t->txn, t->rt->inst, &k, &v);
     if (rc || !wm__inst_decode(v.mv_data, v.mv_size, in))
@@ -644,7 +644,7 @@ static int inst_get(wm_jtx_t *t, uint64_t id, wm_inst_t *in)
 static int inst_put(wm_jtx_t *t, const wm_inst_t *in)
 {
     unsigned char kb[8];
-    wm__put_be64(kb, in->id);
+    wm_put_be64(kb, in->id);
     unsigned char enc[WM_INST_ENC_MAX];
     MDB_val k = {8, kb}, v = {wm__inst_encode(in, enc), enc};
     return mdb_put(t->txn, t->rt->inst, &k, &v, 0) ? WM_EIO : 0;
@@ -653,7 +653,7 @@ static int inst_put(wm_jtx_t *t, const wm_inst_t *in)
 static int inst_del(wm_jtx_t *t, uint64_t id)
 {
     unsigned char kb[8];
-    wm__put_be64(kb, id);
+    wm_put_be64(kb, id);
     MDB_val k = {8, kb};
     int rc = mdb_del(t->txn, t->rt->inst, &k, NULL);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : WM_EIO;
@@ -665,7 +665,7 @@ static size_t juser_key(unsigned char *kb, size_t cap, uint64_t user_id, const c
     size_t pl = strlen(project), kl = strlen(key);
     if (8 + pl + 1 + kl > cap)
         return 0;
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     memcpy(kb + 8, project, pl);
     kb[8 + pl] = 0;
     memcpy(kb + 9 + pl, key, kl);
@@ -699,8 +699,8 @@ static int juser_put(wm_jtx_t *t, uint64_t user_id, const char *project, const c
 
 static int timer_key(unsigned char *kb, int64_t due, uint64_t id)
 {
-    wm__put_be64(kb, (uint64_t)due ^ (1ull << 63));
-    wm__put_be64(kb + 8, id);
+    wm_put_be64(kb, (uint64_t)due ^ (1ull << 63));
+    wm_put_be64(kb + 8, id);
     return 16;
 }
 
@@ -879,7 +879,7 @@ static const wm_json_t *entry_event(wm_jtx_t *t, const wm_inst_t *in)
 static int set_tag(wm_jtx_t *t, uint64_t user_id, const char *tag, const wm_json_t *value)
 {
     unsigned char kb[8];
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb}, v;
     wm_json_t *o = NULL;
     wm_json_error_t je;
@@ -1274,10 +1274,10 @@ static int live_instances(wm_jtx_t *t, uint64_t user_id, uint64_t *ids, uint32_t
     if (mdb_cursor_open(t->txn, t->rt->juser, &c))
         return WM_EIO;
     unsigned char kb[8];
-    wm__put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && *n < max && k.mv_size > 8 && wm__get_be64(k.mv_data) == user_id) {
+    while (rc == 0 && *n < max && k.mv_size > 8 && wm_get_be64(k.mv_data) == user_id) {
         wm_juser_t ju;
         if (wm__juser_decode(v.mv_data, v.mv_size, &ju)) {
             for (int i = 0; i < JUSER_LIVE_MAX && *n < max; i++)
@@ -1375,7 +1375,7 @@ int wm__jrt_fire_timers(wm_jtx_t *t, uint32_t max, bool *more)
     MDB_val k, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (rc == 0 && k.mv_size == 16 && list) {
-        int64_t due = (int64_t)(wm__get_be64(k.mv_data) ^ (1ull << 63));
+        int64_t due = (int64_t)(wm_get_be64(k.mv_data) ^ (1ull << 63));
         if (due > t->now_ms)
             break;
         if (n == max) {
@@ -1383,7 +1383,7 @@ int wm__jrt_fire_timers(wm_jtx_t *t, uint32_t max, bool *more)
             break;
         }
         list[n].due = due;
-        list[n].id = wm__get_be64((const unsigned char *)k.mv_data + 8);
+        list[n].id = wm_get_be64((const unsigned char *)k.mv_data + 8);
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
@@ -1559,7 +1559,7 @@ static int cmd_scan_entries(wm_jtx_t *t, const wm_json_t *cmd, bool by_date)
                     break;
                 users = p;
             }
-            users[n++] = wm__get_be64(k.mv_data);
+            users[n++] = wm_get_be64(k.mv_data);
         }
         rc = mdb_cursor_get(c, &k, &val, MDB_NEXT);
     }

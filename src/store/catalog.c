@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -575,6 +576,63 @@ int wm__catalog_schema_json(wm_catalog_t *c, const char *project, wm_buf_t *out)
     return rc;
 }
 
+/* Rows copied out of SQLite (column texts, NULL stays NULL), so that a
+ * caller can call back into the catalog while walking them. */
+typedef struct rows {
+    char **v;           /* v[row * ncols + col] */
+    size_t n;
+    int ncols;
+} rows_t;
+
+static void rows_free(rows_t *r)
+{
+    for (size_t i = 0; i < r->n * (size_t)r->ncols; i++)
+        wm_free(r->v[i]);
+    wm_free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+static int query_rows(wm_catalog_t *c, const char *sql, int nbind, const char *const *binds, int ncols,
+                      rows_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ncols = ncols;
+    size_t cap = 0;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&c->mu);
+        return WM_EIO;
+    }
+    for (int i = 0; i < nbind; i++)
+        sqlite3_bind_text(st, i + 1, binds[i], -1, SQLITE_STATIC);
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **v = wm_realloc(out->v, cap * (size_t)ncols * sizeof *v);
+            if (!v) {
+                rc = WM_ENOMEM;
+                break;
+            }
+            out->v = v;
+        }
+        for (int col = 0; col < ncols; col++) {
+            const char *t = (const char *)sqlite3_column_text(st, col);
+            char **slot = &out->v[out->n * (size_t)ncols + (size_t)col];
+            *slot = t ? wm_strdup(t) : NULL;
+            if (t && !*slot)
+                rc = WM_ENOMEM;
+        }
+        out->n++;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    if (rc)
+        rows_free(out);
+    return rc;
+}
+
 /* ---- dead letters ---- */
 
 int wm__catalog_deadletter_add(wm_catalog_t *c, const char *project, const char *source,
@@ -638,51 +696,19 @@ int wm__catalog_deadletter_json(wm_catalog_t *c, const char *project, uint32_t l
 int wm__catalog_deadletter_each(wm_catalog_t *c, const char *project, int64_t id,
                                 wm__deadletter_cb cb, void *ctx)
 {
-    /* Copy rows out first so cb may call back into the catalog. */
-    typedef struct row { int64_t id; char *raw; size_t len; } row_t;
-    row_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db,
-                           id > 0 ? "SELECT id, raw FROM deadletter WHERE project = ? AND id = ?"
-                                  : "SELECT id, raw FROM deadletter WHERE project = ? ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&c->mu);
-        return WM_EIO;
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
+    const char *binds[2] = {project, idbuf};
+    rows_t r;
+    int rc = query_rows(c,
+                        id > 0 ? "SELECT id, raw FROM deadletter WHERE project = ? AND id = CAST(? AS INTEGER)"
+                               : "SELECT id, raw FROM deadletter WHERE project = ? ORDER BY id",
+                        id > 0 ? 2 : 1, binds, 2, &r);
+    for (size_t i = 0; !rc && i < r.n; i++) {
+        const char *raw = r.v[i * 2 + 1] ? r.v[i * 2 + 1] : "";
+        rc = cb(ctx, strtoll(r.v[i * 2] ? r.v[i * 2] : "0", NULL, 10), raw, strlen(raw));
     }
-    sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
-    if (id > 0)
-        sqlite3_bind_int64(st, 2, id);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            row_t *r = wm_realloc(rows, cap * sizeof *r);
-            if (!r) {
-                rc = WM_ENOMEM;
-                break;
-            }
-            rows = r;
-        }
-        size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        rows[n].id = sqlite3_column_int64(st, 0);
-        rows[n].raw = wm_strndup((const char *)sqlite3_column_text(st, 1), len);
-        rows[n].len = len;
-        if (!rows[n].raw) {
-            rc = WM_ENOMEM;
-            break;
-        }
-        n++;
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&c->mu);
-    for (size_t i = 0; i < n; i++) {
-        if (!rc)
-            rc = cb(ctx, rows[i].id, rows[i].raw, rows[i].len);
-        wm_free(rows[i].raw);
-    }
-    wm_free(rows);
+    rows_free(&r);
     return rc;
 }
 
@@ -747,42 +773,13 @@ int wm__catalog_doc_each(wm_catalog_t *c, const char *table, const char *project
     snprintf(sql, sizeof sql, "SELECT project, %s, %s FROM %s %s ORDER BY 1, 2",
              strcmp(table, "templates") == 0 ? "key" : "name", settings ? "value" : "definition",
              table, project ? "WHERE project = ?" : "");
-    /* copy rows out first so that cb may call back into the catalog */
-    typedef struct row { char *p, *n, *d; } row_t;
-    row_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&c->mu);
-        return WM_EIO;
-    }
-    if (project)
-        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            row_t *r = wm_realloc(rows, cap * sizeof *r);
-            if (!r) {
-                rc = WM_ENOMEM;
-                break;
-            }
-            rows = r;
-        }
-        rows[n].p = wm_strdup((const char *)sqlite3_column_text(st, 0));
-        rows[n].n = wm_strdup((const char *)sqlite3_column_text(st, 1));
-        rows[n].d = wm_strdup((const char *)sqlite3_column_text(st, 2));
-        n++;
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&c->mu);
-    for (size_t i = 0; i < n; i++) {
-        if (!rc && rows[i].p && rows[i].n && rows[i].d)
-            rc = cb(ctx, rows[i].p, rows[i].n, rows[i].d);
-        wm_free(rows[i].p), wm_free(rows[i].n), wm_free(rows[i].d);
-    }
-    wm_free(rows);
+    const char *binds[1] = {project};
+    rows_t r;
+    int rc = query_rows(c, sql, project ? 1 : 0, binds, 3, &r);
+    for (size_t i = 0; !rc && i < r.n; i++)
+        if (r.v[i * 3] && r.v[i * 3 + 1] && r.v[i * 3 + 2])
+            rc = cb(ctx, r.v[i * 3], r.v[i * 3 + 1], r.v[i * 3 + 2]);
+    rows_free(&r);
     return rc;
 }
 
@@ -898,46 +895,19 @@ int wm__catalog_journey_status(wm_catalog_t *c, const char *project, const char 
 
 int wm__catalog_journey_versions(wm_catalog_t *c, wm__journey_version_cb cb, void *ctx)
 {
-    typedef struct row { char *p, *k, *d, *status; uint32_t v, cur; } row_t;
-    row_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT v.project, v.key, v.version, v.definition, j.status, j.version "
-                           "FROM journey_versions v JOIN journeys j ON j.project = v.project AND j.key = v.key "
-                           "ORDER BY v.project, v.key, v.version",
-                           -1, &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&c->mu);
-        return WM_EIO;
+    rows_t r;
+    int rc = query_rows(c,
+                        "SELECT v.project, v.key, v.version, v.definition, j.status, j.version "
+                        "FROM journey_versions v JOIN journeys j ON j.project = v.project AND j.key = v.key "
+                        "ORDER BY v.project, v.key, v.version",
+                        0, NULL, 6, &r);
+    for (size_t i = 0; !rc && i < r.n; i++) {
+        char **row = &r.v[i * 6];
+        if (row[0] && row[1] && row[2] && row[3] && row[4] && row[5])
+            rc = cb(ctx, row[0], row[1], (uint32_t)strtoul(row[2], NULL, 10), row[3], row[4],
+                    (uint32_t)strtoul(row[5], NULL, 10));
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            row_t *r = wm_realloc(rows, cap * sizeof *r);
-            if (!r) {
-                rc = WM_ENOMEM;
-                break;
-            }
-            rows = r;
-        }
-        rows[n].p = wm_strdup((const char *)sqlite3_column_text(st, 0));
-        rows[n].k = wm_strdup((const char *)sqlite3_column_text(st, 1));
-        rows[n].v = (uint32_t)sqlite3_column_int(st, 2);
-        rows[n].d = wm_strdup((const char *)sqlite3_column_text(st, 3));
-        rows[n].status = wm_strdup((const char *)sqlite3_column_text(st, 4));
-        rows[n].cur = (uint32_t)sqlite3_column_int(st, 5);
-        n++;
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&c->mu);
-    for (size_t i = 0; i < n; i++) {
-        if (!rc && rows[i].p && rows[i].k && rows[i].d && rows[i].status)
-            rc = cb(ctx, rows[i].p, rows[i].k, rows[i].v, rows[i].d, rows[i].status, rows[i].cur);
-        wm_free(rows[i].p), wm_free(rows[i].k), wm_free(rows[i].d), wm_free(rows[i].status);
-    }
-    wm_free(rows);
+    rows_free(&r);
     return rc;
 }
 

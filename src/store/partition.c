@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "waymark/alloc.h"
+#include "waymark/bytes.h"
 #include "waymark/arena.h"
 #include "waymark/error.h"
 #include "waymark/json.h"
@@ -41,21 +42,6 @@
 #define REPLAY_TXN_RECORDS 20000    /* records per LMDB txn during replay */
 #define MERGE_WAIT_MS 2000          /* bound on waiting for the merged user's partition */
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static int mdb_err(int rc, const char *what, uint32_t part)
 {
@@ -272,7 +258,7 @@ static int store_json(apply_ctx_t *ac, MDB_dbi dbi, MDB_val *key, const wm_json_
 static int apply_user_created(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_record_t *rec)
 {
     unsigned char kb[8];
-    put_be64(kb, h->user_id);
+    wm_put_be64(kb, h->user_id);
     MDB_val k = {8, kb};
     wm_buf_t b;
     wm_buf_init(&b, 0);
@@ -288,9 +274,9 @@ static int apply_user_created(apply_ctx_t *ac, const wm_payload_hdr_t *h, const 
 static int apply_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_log_pos_t *pos)
 {
     unsigned char kb[24], vb[12];
-    put_be64(kb, h->user_id);
-    put_be64(kb + 8, (uint64_t)h->time_ms ^ (1ull << 63));
-    put_be64(kb + 16, pos->seq);
+    wm_put_be64(kb, h->user_id);
+    wm_put_be64(kb + 8, (uint64_t)h->time_ms ^ (1ull << 63));
+    wm_put_be64(kb + 16, pos->seq);
     memcpy(vb, &pos->segment, 4);
     memcpy(vb + 4, &pos->offset, 8);
     MDB_val k = {sizeof kb, kb}, v = {sizeof vb, vb};
@@ -300,7 +286,7 @@ static int apply_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_log_
 static int apply_profile(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_record_t *rec)
 {
     unsigned char kb[8];
-    put_be64(kb, h->user_id);
+    wm_put_be64(kb, h->user_id);
     MDB_val k = {8, kb};
     wm_json_t *cur, *next;
     int rc = load_json(ac, ac->txn, ac->p->dbi_profiles, &k, &cur);
@@ -348,7 +334,7 @@ static int apply_merge(apply_ctx_t *ac, const wm_payload_hdr_t *h)
     MDB_val k = {8, kb};
     wm_json_t *from_prof = NULL, *into_prof, *merged;
     int rc;
-    put_be64(kb, h->from_user);
+    wm_put_be64(kb, h->from_user);
     if (from == ac->p) {
         rc = load_json(ac, ac->txn, ac->p->dbi_profiles, &k, &from_prof);
     } else {
@@ -365,7 +351,7 @@ static int apply_merge(apply_ctx_t *ac, const wm_payload_hdr_t *h)
     }
     if (rc)
         return rc;
-    put_be64(kb, h->user_id);
+    wm_put_be64(kb, h->user_id);
     if ((rc = load_json(ac, ac->txn, ac->p->dbi_profiles, &k, &into_prof)))
         return rc;
     if ((rc = wm_profile_merge(&ac->arena, into_prof, from_prof, &merged)))
@@ -373,8 +359,8 @@ static int apply_merge(apply_ctx_t *ac, const wm_payload_hdr_t *h)
     if (merged && (rc = store_json(ac, ac->p->dbi_profiles, &k, merged)))
         return rc;
     unsigned char mk[16];
-    put_be64(mk, h->user_id);
-    put_be64(mk + 8, h->from_user);
+    wm_put_be64(mk, h->user_id);
+    wm_put_be64(mk + 8, h->from_user);
     MDB_val mkey = {16, mk}, mval = {sizeof h->from_part, (void *)&h->from_part};
     atomic_fetch_add(&ac->p->m_merges, 1);
     return mdb_put(ac->txn, ac->p->dbi_merges, &mkey, &mval, 0) ? WM_EIO : 0;
@@ -932,7 +918,7 @@ static int get_copy(wm_part_t *p, MDB_dbi dbi, MDB_val *k, char **json, size_t *
 int wm__part_profile_get(wm_part_t *p, uint64_t user_id, char **json, size_t *len)
 {
     unsigned char kb[8];
-    put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb};
     return get_copy(p, p->dbi_profiles, &k, json, len);
 }
@@ -940,7 +926,7 @@ int wm__part_profile_get(wm_part_t *p, uint64_t user_id, char **json, size_t *le
 int wm__part_user_meta(wm_part_t *p, uint64_t user_id, char **json, size_t *len)
 {
     unsigned char kb[8];
-    put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb};
     return get_copy(p, p->dbi_users, &k, json, len);
 }
@@ -964,18 +950,18 @@ int wm__part_user_events(wm_part_t *p, uint64_t user_id, uint32_t limit, wm_even
     }
     /* position after the user's last key, then walk backwards (newest first) */
     unsigned char kb[8];
-    put_be64(kb, user_id + 1);
+    wm_put_be64(kb, user_id + 1);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
     uint32_t got = 0;
     while (rc == 0 && got < limit) {
         const unsigned char *kp = k.mv_data;
-        if (k.mv_size != 24 || get_be64(kp) != user_id)
+        if (k.mv_size != 24 || wm_get_be64(kp) != user_id)
             break;
         wm_event_ref_t *r = &refs[*n + got];
-        r->time_ms = (int64_t)(get_be64(kp + 8) ^ (1ull << 63));
-        r->seq = get_be64(kp + 16);
+        r->time_ms = (int64_t)(wm_get_be64(kp + 8) ^ (1ull << 63));
+        r->seq = wm_get_be64(kp + 16);
         r->pos.seq = r->seq;
         memcpy(&r->pos.segment, v.mv_data, 4);
         memcpy(&r->pos.offset, (const char *)v.mv_data + 4, 8);
@@ -1001,11 +987,11 @@ int wm__part_merged_from(wm_part_t *p, uint64_t user_id, uint64_t *from, uint32_
         return WM_EIO;
     }
     unsigned char kb[8];
-    put_be64(kb, user_id);
+    wm_put_be64(kb, user_id);
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && *n < max && k.mv_size == 16 && get_be64(k.mv_data) == user_id) {
-        from[(*n)++] = get_be64((const unsigned char *)k.mv_data + 8);
+    while (rc == 0 && *n < max && k.mv_size == 16 && wm_get_be64(k.mv_data) == user_id) {
+        from[(*n)++] = wm_get_be64((const unsigned char *)k.mv_data + 8);
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
