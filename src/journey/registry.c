@@ -64,7 +64,7 @@ static int add_channel(void *ctx, const char *project, const char *name, const c
         return 0;
     }
     wm_jchannel_t *ch = wm_calloc(1, sizeof *ch);
-    if (!ch || grow((void **)&b->s->channels, b->s->n_channels, &b->cap_c, sizeof *ch)) {
+    if (!ch || grow((void **)&b->s->channels, b->s->n_channels, &b->cap_c, sizeof *b->s->channels)) {
         wm_free(ch);
         wm_arena_release(&a);
         return WM_ENOMEM;
@@ -98,7 +98,7 @@ static int add_template(void *ctx, const char *project, const char *key, const c
         return 0;
     }
     wm_jtemplate_t *t = wm_calloc(1, sizeof *t);
-    if (!t || grow((void **)&b->s->templates, b->s->n_templates, &b->cap_t, sizeof *t)) {
+    if (!t || grow((void **)&b->s->templates, b->s->n_templates, &b->cap_t, sizeof *b->s->templates)) {
         wm_free(t);
         wm_arena_release(&a);
         return WM_ENOMEM;
@@ -253,7 +253,7 @@ static int add_version(void *ctx, const char *project, const char *key, uint32_t
     }
     def->version = version;
     wm_jversion_t *v = wm_calloc(1, sizeof *v);
-    if (!v || grow((void **)&b->s->versions, b->s->n_versions, &b->cap_v, sizeof *v)) {
+    if (!v || grow((void **)&b->s->versions, b->s->n_versions, &b->cap_v, sizeof *b->s->versions)) {
         wm_free(v);
         wm_journey_free(def);
         return WM_ENOMEM;
