@@ -472,14 +472,27 @@ static _Thread_local uint64_t shape_cache[SHAPE_CACHE_SLOTS];
 
 static uint64_t record_shape(const wm_catalog_t *c, const wm_record_t *rec, const char *ns)
 {
+    /* the shape as one byte string (name, NUL, type per property), hashed once */
+    unsigned char buf[4096];
+    size_t n = 0;
     uint64_t h = wm_hash64(&c->id, sizeof c->id, 0x5348415045ull);
     h = wm_hash64(rec->project, strlen(rec->project), h);
     h = wm_hash64(ns, strlen(ns) + 1, h);
     for (const wm_json_t *p = rec->properties->u.child; p; p = p->next) {
-        unsigned char t = (unsigned char)value_type(p);
-        h = wm_hash64(p->key, p->key_len, h);
-        h = wm_hash64(&t, 1, h);
+        if (n + p->key_len + 2 > sizeof buf) {
+            h = wm_hash64(buf, n, h);
+            n = 0;
+        }
+        if (p->key_len + 2 > sizeof buf) {
+            h = wm_hash64(p->key, p->key_len, h);
+            continue;
+        }
+        memcpy(buf + n, p->key, p->key_len);
+        n += p->key_len;
+        buf[n++] = 0;
+        buf[n++] = (unsigned char)value_type(p);
     }
+    h = wm_hash64(buf, n, h);
     return h | 1; /* 0 marks an empty slot */
 }
 

@@ -560,7 +560,8 @@ static int route_record(route_state_t *rs, const wm_record_t *r, const wm_id_res
             return rc;
     }
     wm_payload_hdr_t *h = (wm_payload_hdr_t *)(void *)payload;
-    h->flags = idr->created ? WM_PFLAG_USER_CREATED : 0;
+    h->flags = (uint8_t)((idr->created ? WM_PFLAG_USER_CREATED : 0) |
+                         (r->event && !strcmp(r->event, "Unsubscribe") ? WM_PFLAG_CONSENT : 0));
     h->user_id = idr->user_id;
     uint32_t part = is_item(r) ? item_part(e, r) : user_part(e, idr->user_id);
     return job_add(&rs->jobs[part], payload, len);

@@ -405,7 +405,7 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
             return rc;
         /* consent changes (Unsubscribe events) apply even before any journey
          * exists; every other event matters only to journeys and counters */
-        if (!wm__jrt_active(ac->p->jrt) && !memmem(json, jlen, "\"event\":\"Unsubscribe\"", 22))
+        if (!wm__jrt_active(ac->p->jrt) && !(h.flags & WM_PFLAG_CONSENT))
             return 0;
         return wm__jrt_on_event(&ac->jtx, h.user_id, json, jlen, pos,
                                 (h.flags & WM_PFLAG_BOOKKEEPING) != 0);

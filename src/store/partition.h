@@ -21,6 +21,8 @@
 #define WM_PFLAG_USER_CREATED 0x01
 #define WM_PFLAG_OPQ 0x02           /* produced by the journey runtime's op queue; from_hw = op key */
 #define WM_PFLAG_BOOKKEEPING 0x04   /* operational event: indexed, but drives no journey */
+#define WM_PFLAG_CONSENT 0x08       /* an Unsubscribe event: the runtime sees it even with
+                                     * no journey published */
 #define WM_PAYLOAD_COMMAND 3        /* JSON {"cmd":...} for the journey runtime */
 
 typedef struct wm_payload_hdr {

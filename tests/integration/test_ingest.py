@@ -293,6 +293,17 @@ def test_native():
     check(bad and bad[0]["index"] == 1 and "line 2" in bad[0]["message"], "the bad line is named", bad)
 
 
+def test_unsubscribe_event_withdraws_consent():
+    st, _, _ = srv.sa_post([track("unsub-1", "Unsubscribe", {"channel": "sms"})])
+    check(st == 200, "Unsubscribe event accepted")
+
+    def opted_out():
+        st, u = srv.user("unsub-1")
+        return st == 200 and "sms" in u["profile"].get("opt_out_channels", [])
+    check(srv.wait_for(opted_out), "an Unsubscribe event records the opt-out even with no journey published",
+          srv.user("unsub-1"))
+
+
 def test_metrics_and_health():
     st, _, data = srv.request("GET", "/metrics")
     text = data.decode()
@@ -308,7 +319,7 @@ for case in [test_golden_post_and_get, test_go_style_no_content_type_and_text_pl
              test_encrypted_payload_rejected, test_time_window, test_tokens_and_projects, test_signup_merge_and_profiles,
              test_merge_of_anonymous_into_known_user,
              test_idm3_bind_and_lookup_by_identity, test_items, test_segment, test_native,
-             test_metrics_and_health]:
+             test_unsubscribe_event_withdraws_consent, test_metrics_and_health]:
     run_case(case)
 srv.cleanup()
 finish()
