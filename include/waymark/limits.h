@@ -97,4 +97,45 @@
 /* Frequency caps per journey (one per channel plus an overall cap). */
 #define WM_JOURNEY_CAPS_MAX 16
 
+/* ---- partition writer ---- */
+/* Records per writer round: bounds one LMDB transaction and the time a
+ * round holds acknowledgements back. */
+#define WM_APPLY_BATCH_MAX 65536
+/* Records per LMDB transaction while replaying the log at start. */
+#define WM_REPLAY_TXN_RECORDS 20000
+/* A merge waits at most this for the merged user's partition to catch up
+ * (it only ever waits for records routed before the merge). */
+#define WM_MERGE_WAIT_MS 2000
+/* A submit that arrives during log replay waits at most this for it. */
+#define WM_READY_WAIT_MS 30000
+
+/* ---- journeys ---- */
+/* Due timers fired per transaction: one batch per writer round, so a
+ * million timers falling due at once delay an acknowledgement by one batch. */
+#define WM_TIMERS_PER_TXN 2000
+/* Operational events moved from the op queue to the log per round: bounds
+ * the memory a burst of transitions can take. */
+#define WM_OPS_PER_ROUND 20000
+/* Node steps one transition may take before the instance is ended; the
+ * validator forbids cycles without a wait, so this only stops bugs. */
+#define WM_ADVANCE_STEPS_MAX 256
+/* Live instances of one user examined per event. */
+#define WM_LIVE_PER_USER_MAX 64
+/* Live instances of one user in one journey (max_concurrent is capped here). */
+#define WM_JUSER_LIVE_MAX 8
+/* Send times kept per (user, channel) for frequency caps: a cap above this
+ * many sends per window cannot be expressed. */
+#define WM_FREQ_KEEP 64
+/* Recent events attached to an advisor lead. */
+#define WM_LEAD_EVENTS 20
+/* Scheduler tick: schedules and date entries are checked this often. */
+#define WM_SCHED_TICK_MS 200
+
+/* ---- import ---- */
+/* Lines per import chunk (one submit) and its byte bound. */
+#define WM_IMPORT_CHUNK_LINES 8192
+#define WM_IMPORT_CHUNK_BYTES_MAX (16u << 20)
+/* Rows read to decide a CSV column's type. */
+#define WM_CSV_SAMPLE_ROWS 1000
+
 #endif

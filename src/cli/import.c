@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "waymark/limits.h"
 #include "waymark/alloc.h"
 #include "waymark/arena.h"
 #include "waymark/buf.h"
@@ -29,8 +30,6 @@
 #include "waymark/ingest.h"
 #include "waymark/json.h"
 
-#define CHUNK_LINES 8192
-#define CHUNK_BYTES_MAX (16u << 20)
 #define WORKERS 2
 
 typedef struct csv_map {
@@ -277,13 +276,13 @@ static int csv_row_to_json(import_state_t *st, char *row, wm_buf_t *out, char *e
 static int read_chunk(import_state_t *st, chunk_t *c)
 {
     wm_buf_t b;
-    wm_buf_init(&b, CHUNK_BYTES_MAX * 2);
+    wm_buf_init(&b, WM_IMPORT_CHUNK_BYTES_MAX * 2);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     uint32_t lines = 0;
     c->first_line = st->line;
-    while (lines < CHUNK_LINES && b.len < CHUNK_BYTES_MAX && (len = getline(&line, &cap, st->in)) > 0) {
+    while (lines < WM_IMPORT_CHUNK_LINES && b.len < WM_IMPORT_CHUNK_BYTES_MAX && (len = getline(&line, &cap, st->in)) > 0) {
         st->offset += (uint64_t)len;
         st->line++;
         lines++;
@@ -319,7 +318,7 @@ static void csv_convert(import_state_t *st, chunk_t *c, wm_buf_t *out, uint64_t 
         if (*p && csv_row_to_json(st, p, out, err, sizeof err)) {
             out->len = before;
             out->err = 0;
-            if (*n_bad < CHUNK_LINES) {
+            if (*n_bad < WM_IMPORT_CHUNK_LINES) {
                 bad_lines[*n_bad] = line;
                 snprintf(bad_msgs[*n_bad], 200, "%s", err);
                 (*n_bad)++;
@@ -437,11 +436,11 @@ static void *worker(void *arg)
     import_state_t *st = arg;
     wm_arena_t a;
     wm_arena_init(&a, 1 << 20);
-    uint64_t *rec_line = wm_malloc(sizeof *rec_line * CHUNK_LINES);
-    uint64_t *bad_lines = wm_malloc(sizeof *bad_lines * CHUNK_LINES);
-    char(*bad_msgs)[200] = wm_malloc(200 * (size_t)CHUNK_LINES);
+    uint64_t *rec_line = wm_malloc(sizeof *rec_line * WM_IMPORT_CHUNK_LINES);
+    uint64_t *bad_lines = wm_malloc(sizeof *bad_lines * WM_IMPORT_CHUNK_LINES);
+    char(*bad_msgs)[200] = wm_malloc(200 * (size_t)WM_IMPORT_CHUNK_LINES);
     wm_buf_t conv;
-    wm_buf_init(&conv, CHUNK_BYTES_MAX * 4);
+    wm_buf_init(&conv, WM_IMPORT_CHUNK_BYTES_MAX * 4);
     for (;;) {
         chunk_t c;
         pthread_mutex_lock(&st->mu);
@@ -473,7 +472,7 @@ static void *worker(void *arg)
             order_cb(pair, 0);
             order_cb(pair, 1);
         } else {
-            line_numbers(text, len, c.first_line, rec_line, CHUNK_LINES);
+            line_numbers(text, len, c.first_line, rec_line, WM_IMPORT_CHUNK_LINES);
             wm_submit_opts_t so = {.source = "import", .order_cb = order_cb, .order_ctx = pair};
             rc = wm_engine_submit(st->engine, &b, &so, &res);
         }
@@ -559,12 +558,12 @@ static int import_online(import_state_t *st)
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
     wm_buf_t resp, conv;
     wm_buf_init(&resp, 64u << 20);
-    wm_buf_init(&conv, CHUNK_BYTES_MAX * 4);
+    wm_buf_init(&conv, WM_IMPORT_CHUNK_BYTES_MAX * 4);
     wm_arena_t a;
     wm_arena_init(&a, 1 << 20);
-    uint64_t *rec_line = wm_malloc(sizeof *rec_line * CHUNK_LINES);
-    uint64_t *bad_lines = wm_malloc(sizeof *bad_lines * CHUNK_LINES);
-    char(*bad_msgs)[200] = wm_malloc(200 * (size_t)CHUNK_LINES);
+    uint64_t *rec_line = wm_malloc(sizeof *rec_line * WM_IMPORT_CHUNK_LINES);
+    uint64_t *bad_lines = wm_malloc(sizeof *bad_lines * WM_IMPORT_CHUNK_LINES);
+    char(*bad_msgs)[200] = wm_malloc(200 * (size_t)WM_IMPORT_CHUNK_LINES);
     chunk_t c;
     int rc = 0;
     while (!rc && read_chunk(st, &c)) {
@@ -577,7 +576,7 @@ static int import_online(import_state_t *st)
             text = conv.data;
             len = conv.len;
         }
-        uint32_t nrec = line_numbers(text, len, c.first_line, rec_line, CHUNK_LINES);
+        uint32_t nrec = line_numbers(text, len, c.first_line, rec_line, WM_IMPORT_CHUNK_LINES);
         rc = post_chunk(st, curl, text, len, &resp);
         if (!rc) {
             wm_json_t *root;
@@ -628,7 +627,6 @@ static int import_online(import_state_t *st)
 
 /* ---- driver ---- */
 
-#define CSV_SAMPLE_ROWS 1000
 
 /*
  * A CSV column's type is decided once, from the first rows, and then fixed:
@@ -657,7 +655,7 @@ static int infer_csv_kinds(import_state_t *st)
     char *line = NULL;
     size_t cap = 0;
     char *fields[512];
-    for (int row = 0; row < CSV_SAMPLE_ROWS && getline(&line, &cap, st->in) > 0; row++) {
+    for (int row = 0; row < WM_CSV_SAMPLE_ROWS && getline(&line, &cap, st->in) > 0; row++) {
         line[strcspn(line, "\r\n")] = '\0';
         size_t n = csv_split(line, fields, 512);
         for (size_t i = 0; i < n && i < st->csv_cols; i++) {

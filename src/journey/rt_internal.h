@@ -7,6 +7,7 @@
 #define WAYMARK_JOURNEY_RT_INTERNAL_H
 
 #include "runtime.h"
+#include "waymark/limits.h"
 #include "waymark/bytes.h"
 
 /* Instance states:
@@ -49,9 +50,8 @@ typedef struct wm_inst {
 } wm_inst_t;
 
 /* Per (user, journey): live instances and re-entry bookkeeping. */
-#define JUSER_LIVE_MAX 8        /* max_concurrent is capped here */
 typedef struct wm_juser {
-    uint64_t live[JUSER_LIVE_MAX]; /* live instance ids, 0 = free slot */
+    uint64_t live[WM_JUSER_LIVE_MAX]; /* live instance ids, 0 = free slot */
     int64_t last_entered_ms;
     int64_t last_exit_ms;
     uint32_t entries;
@@ -64,7 +64,7 @@ typedef struct wm_juser {
 #define WM_INST_ENC_MAX (1 + 96 + 4 * (1 + RT_NAME_MAX))
 size_t wm__inst_encode(const wm_inst_t *in, unsigned char *buf);
 bool wm__inst_decode(const void *data, size_t len, wm_inst_t *in);
-#define WM_JUSER_ENC_MAX (1 + 1 + 8 * JUSER_LIVE_MAX + 8 + 8 + 4 + 1)
+#define WM_JUSER_ENC_MAX (1 + 1 + 8 * WM_JUSER_LIVE_MAX + 8 + 8 + 4 + 1)
 size_t wm__juser_encode(const wm_juser_t *ju, unsigned char *buf);
 bool wm__juser_decode(const void *data, size_t len, wm_juser_t *ju);
 

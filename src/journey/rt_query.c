@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rt_internal.h"
+#include "waymark/limits.h"
 #include "waymark/alloc.h"
 #include "waymark/error.h"
 #include "waymark/strmap.h"
@@ -37,7 +38,7 @@ int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
     while (rc == 0 && k.mv_size > 8 && wm_get_be64(k.mv_data) == user_id) {
         wm_juser_t ju;
         bool ok = wm__juser_decode(v.mv_data, v.mv_size, &ju);
-        for (int slot = 0; ok && slot < JUSER_LIVE_MAX; slot++) {
+        for (int slot = 0; ok && slot < WM_JUSER_LIVE_MAX; slot++) {
             unsigned char ib[8];
             wm_put_be64(ib, ju.live[slot]);
             MDB_val ik = {8, ib}, iv;

@@ -18,12 +18,11 @@
 #include <string.h>
 
 #include "rt_internal.h"
+#include "waymark/limits.h"
 #include "waymark/alloc.h"
 #include "waymark/error.h"
 #include "waymark/strmap.h"
 
-#define FREQ_KEEP 64                /* send times kept per (user, channel) */
-#define LEAD_EVENTS 20              /* recent events attached to a lead */
 
 /* ---- ids ---- */
 
@@ -108,14 +107,14 @@ static int freq_record(wm_jtx_t *t, uint64_t user_id, const char *channel)
     MDB_val k = {freq_key(kb, sizeof kb, user_id, channel), kb}, v;
     if (!k.mv_size)
         return 0;
-    int64_t times[FREQ_KEEP];
+    int64_t times[WM_FREQ_KEEP];
     size_t n = 0;
     if (mdb_get(t->txn, t->rt->freq, &k, &v) == 0) {
         n = v.mv_size / 8;
-        if (n > FREQ_KEEP - 1) {
-            /* keep the newest FREQ_KEEP - 1 (appended in time order) */
-            memcpy(times, (const char *)v.mv_data + (n - (FREQ_KEEP - 1)) * 8, (FREQ_KEEP - 1) * 8);
-            n = FREQ_KEEP - 1;
+        if (n > WM_FREQ_KEEP - 1) {
+            /* keep the newest WM_FREQ_KEEP - 1 (appended in time order) */
+            memcpy(times, (const char *)v.mv_data + (n - (WM_FREQ_KEEP - 1)) * 8, (WM_FREQ_KEEP - 1) * 8);
+            n = WM_FREQ_KEEP - 1;
         } else {
             memcpy(times, v.mv_data, n * 8);
         }
@@ -539,7 +538,7 @@ static void recent_events(wm_jtx_t *t, uint64_t user_id, wm_buf_t *out)
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
     int n = 0;
-    while (rc == 0 && n < LEAD_EVENTS && k.mv_size == 24 && wm_get_be64(k.mv_data) == user_id) {
+    while (rc == 0 && n < WM_LEAD_EVENTS && k.mv_size == 24 && wm_get_be64(k.mv_data) == user_id) {
         wm_log_pos_t pos = {.seq = wm_get_be64((const unsigned char *)k.mv_data + 16)};
         memcpy(&pos.segment, v.mv_data, 4);
         memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);

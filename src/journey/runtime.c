@@ -17,13 +17,12 @@
 
 #include "../store/partition.h"
 #include "rt_internal.h"
+#include "waymark/limits.h"
 #include "waymark/alloc.h"
 #include "waymark/error.h"
 #include "waymark/record.h"
 #include "waymark/strmap.h"
 
-#define ADVANCE_STEPS_MAX 256   /* a validated journey waits long before this */
-#define LIVE_PER_USER_MAX 64    /* live instances looked at per event */
 
 /* ---- open / close ---- */
 
@@ -598,7 +597,7 @@ size_t wm__juser_encode(const wm_juser_t *ju, unsigned char *buf)
     *p++ = JUSER_FORMAT;
     unsigned char *count = p++;
     *count = 0;
-    for (int i = 0; i < JUSER_LIVE_MAX; i++)
+    for (int i = 0; i < WM_JUSER_LIVE_MAX; i++)
         if (ju->live[i]) {
             p = put_bytes(p, &ju->live[i], 8);
             (*count)++;
@@ -617,7 +616,7 @@ bool wm__juser_decode(const void *data, size_t len, wm_juser_t *ju)
     memset(ju, 0, sizeof *ju);
     get_bytes(&r, &fmt, 1);
     get_bytes(&r, &n, 1);
-    if (fmt != JUSER_FORMAT || n > JUSER_LIVE_MAX)
+    if (fmt != JUSER_FORMAT || n > WM_JUSER_LIVE_MAX)
         return false;
     for (unsigned i = 0; i < n; i++)
         get_bytes(&r, &ju->live[i], 8);
@@ -752,7 +751,7 @@ static int finish(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const char
     wm_juser_t ju;
     if (!rc)
         rc = juser_get(t, in->user_id, in->project, in->key, &ju);
-    for (int i = 0; !rc && i < JUSER_LIVE_MAX; i++)
+    for (int i = 0; !rc && i < WM_JUSER_LIVE_MAX; i++)
         if (ju.live[i] == in->id) {
             ju.live[i] = 0;
             ju.last_exit_ms = t->now_ms;
@@ -959,7 +958,7 @@ static int advance(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_
 {
     const wm_journey_def_t *d = v->def;
     const wm_json_t *profile = wm__rt_profile(t, in->user_id);
-    for (int step = 0; step < ADVANCE_STEPS_MAX; step++) {
+    for (int step = 0; step < WM_ADVANCE_STEPS_MAX; step++) {
         if (d->exit_when.condition &&
             eval(t, d->exit_when.condition, in->user_id, in->project, profile, event))
             return finish(t, in, v, "exit_when");
@@ -1125,14 +1124,14 @@ static int try_enter(wm_jtx_t *t, const wm_jversion_t *v, uint64_t user_id, cons
         return rc;
     uint32_t live = 0, max_live = d->entry.max_concurrent ? d->entry.max_concurrent : 1;
     int free_slot = -1;
-    for (int i = 0; i < JUSER_LIVE_MAX; i++) {
+    for (int i = 0; i < WM_JUSER_LIVE_MAX; i++) {
         if (ju.live[i])
             live++;
         else if (free_slot < 0)
             free_slot = i;
     }
-    if (max_live > JUSER_LIVE_MAX)
-        max_live = JUSER_LIVE_MAX;
+    if (max_live > WM_JUSER_LIVE_MAX)
+        max_live = WM_JUSER_LIVE_MAX;
     if (live >= max_live || free_slot < 0)
         return 0; /* at most max_concurrent live instances per user and journey */
     switch (d->entry.reentry) {
@@ -1280,7 +1279,7 @@ static int live_instances(wm_jtx_t *t, uint64_t user_id, uint64_t *ids, uint32_t
     while (rc == 0 && *n < max && k.mv_size > 8 && wm_get_be64(k.mv_data) == user_id) {
         wm_juser_t ju;
         if (wm__juser_decode(v.mv_data, v.mv_size, &ju)) {
-            for (int i = 0; i < JUSER_LIVE_MAX && *n < max; i++)
+            for (int i = 0; i < WM_JUSER_LIVE_MAX && *n < max; i++)
                 if (ju.live[i])
                     ids[(*n)++] = ju.live[i];
         }
@@ -1328,9 +1327,9 @@ int wm__jrt_on_event(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len
             profile = wm__rt_profile(t, user_id);
         }
     }
-    uint64_t ids[LIVE_PER_USER_MAX];
+    uint64_t ids[WM_LIVE_PER_USER_MAX];
     uint32_t n = 0;
-    if ((rc = live_instances(t, user_id, ids, LIVE_PER_USER_MAX, &n)))
+    if ((rc = live_instances(t, user_id, ids, WM_LIVE_PER_USER_MAX, &n)))
         return rc;
     for (uint32_t i = 0; i < n && !rc; i++)
         rc = on_live_instance(t, ids[i], name, event, profile);

@@ -649,7 +649,7 @@ int wm_engine_submit(wm_engine_t *e, wm_batch_t *b, const wm_submit_opts_t *o,
     /* until every partition has replayed its log the dedup window is not
      * complete: a client retry of an acknowledged record would be stored twice */
     for (uint32_t i = 0; i < e->n_parts; i++)
-        if (!wm__part_wait_ready(e->parts[i], READY_WAIT_MS)) {
+        if (!wm__part_wait_ready(e->parts[i], WM_READY_WAIT_MS)) {
             if (o && o->order_cb) {
                 o->order_cb(o->order_ctx, 0);
                 o->order_cb(o->order_ctx, 1);

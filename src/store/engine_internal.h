@@ -26,7 +26,6 @@
 #define DEDUP_GEN_SLOTS (1u << 20)
 #define DEDUP_GEN_FILL (WM_DEDUP_WINDOW_MAX / 2)
 #define DEDUP_TOMBSTONE 1ull
-#define READY_WAIT_MS 30000     /* a submit during log replay waits at most this */
 
 typedef struct dedup_gen {
     uint64_t *slots;

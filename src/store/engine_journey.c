@@ -17,12 +17,12 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
+#include "waymark/limits.h"
 #include "waymark/alloc.h"
 #include "waymark/error.h"
 #include "waymark/journey.h"
 #include "waymark/json.h"
 
-#define SCHED_TICK_MS 200
 
 /* ---- clock ---- */
 
@@ -99,7 +99,7 @@ static wm_job_t *command_job(uint64_t user_id, const char *json, size_t len)
 static int command_to(wm_engine_t *e, uint32_t part, uint64_t user_id, const char *json, size_t len)
 {
     for (uint32_t i = 0; i < e->n_parts; i++)
-        if (!wm__part_wait_ready(e->parts[i], READY_WAIT_MS))
+        if (!wm__part_wait_ready(e->parts[i], WM_READY_WAIT_MS))
             return WM_EBUSY;
     wm_job_t *j = command_job(user_id, json, len);
     if (!j)
@@ -370,7 +370,7 @@ static void *scheduler_main(void *arg)
             break;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += SCHED_TICK_MS * 1000000L;
+        until.tv_nsec += WM_SCHED_TICK_MS * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;

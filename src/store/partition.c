@@ -38,9 +38,6 @@
 #include "waymark/profile.h"
 #include "waymark/record.h"
 
-#define APPLY_BATCH_MAX 65536       /* records per writer round: bounds txn size */
-#define REPLAY_TXN_RECORDS 20000    /* records per LMDB txn during replay */
-#define MERGE_WAIT_MS 2000          /* bound on waiting for the merged user's partition */
 
 
 static int mdb_err(int rc, const char *what, uint32_t part)
@@ -338,7 +335,7 @@ static int apply_merge(apply_ctx_t *ac, const wm_payload_hdr_t *h)
     if (from == ac->p) {
         rc = load_json(ac, ac->txn, ac->p->dbi_profiles, &k, &from_prof);
     } else {
-        if (!wm__part_wait_applied(from, h->from_hw, MERGE_WAIT_MS))
+        if (!wm__part_wait_applied(from, h->from_hw, WM_MERGE_WAIT_MS))
             fprintf(stderr, "waymark: partition %u: merge of user %llu proceeds before partition "
                             "%u reached seq %llu\n",
                     ac->p->index, (unsigned long long)h->from_user, from->index,
@@ -518,7 +515,7 @@ static int replay(wm_part_t *p)
             break;
         rc = 0;
         replayed++;
-        if (++in_txn >= REPLAY_TXN_RECORDS || pos.seq == last) {
+        if (++in_txn >= WM_REPLAY_TXN_RECORDS || pos.seq == last) {
             if ((rc = put_applied(p, ac.txn, pos.seq)) || (rc = mdb_txn_commit(ac.txn))) {
                 ac.txn = NULL;
                 wm__jtx_aborted(&ac.jtx);
@@ -592,10 +589,10 @@ static wm_job_t *take_jobs(wm_part_t *p, bool *stop)
     }
     p->timers_woken = false;
     wm_job_t *jobs = p->head;
-    /* take whole jobs up to APPLY_BATCH_MAX records (at least one job) */
+    /* take whole jobs up to WM_APPLY_BATCH_MAX records (at least one job) */
     uint32_t n = 0;
     wm_job_t *last = NULL, *j = p->head;
-    while (j && (n == 0 || n + j->n <= APPLY_BATCH_MAX)) {
+    while (j && (n == 0 || n + j->n <= WM_APPLY_BATCH_MAX)) {
         n += j->n;
         last = j;
         j = j->next;
@@ -690,8 +687,6 @@ abort:
 
 /* ---- journey timers and op events ---- */
 
-#define TIMERS_PER_TXN 2000     /* one writer round: bounds the ingest stall */
-#define OPS_PER_ROUND 20000     /* op events moved to the log per round: bounds memory */
 
 static void queue_ops(wm_part_t *p);
 
@@ -707,7 +702,7 @@ static int fire_timers(wm_part_t *p, apply_ctx_t *ac)
             return mdb_err(rc, "timer txn", p->index);
         wm_arena_reset(&ac->jarena);
         wm__jtx_begin(&ac->jtx, p->jrt, ac->txn, &ac->jarena, wm__engine_clock(p->engine));
-        rc = wm__jrt_fire_timers(&ac->jtx, TIMERS_PER_TXN, &more);
+        rc = wm__jrt_fire_timers(&ac->jtx, WM_TIMERS_PER_TXN, &more);
         if (rc) {
             mdb_txn_abort(ac->txn);
             wm__jtx_aborted(&ac->jtx);
@@ -768,7 +763,7 @@ static void queue_ops(wm_part_t *p)
 {
     ops_job_t oj = {0};
     uint64_t after = p->ops_after;
-    wm__jrt_pending_ops(p->jrt, &after, OPS_PER_ROUND, ops_emit, &oj);
+    wm__jrt_pending_ops(p->jrt, &after, WM_OPS_PER_ROUND, ops_emit, &oj);
     if (oj.err || !oj.job) {
         wm__job_free(oj.job);
         return;

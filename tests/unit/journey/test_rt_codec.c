@@ -92,7 +92,7 @@ static void test_juser_round_trip(void **state)
     assert_int_equal(out.cond_state, 1);
     for (size_t cut = 0; cut < n; cut++)
         assert_false(wm__juser_decode(buf, cut, &out));
-    buf[1] = JUSER_LIVE_MAX + 1;
+    buf[1] = WM_JUSER_LIVE_MAX + 1;
     assert_false(wm__juser_decode(buf, n, &out));
 }
 
