@@ -50,16 +50,27 @@ static int grow(void **arr, uint32_t n, uint32_t *cap, size_t elem)
     return 0;
 }
 
+/* A stored definition as a JSON object, or NULL (logged: a bad row must not
+ * keep every other journey, channel and template from loading). */
+static const wm_json_t *parse_doc(wm_arena_t *a, const char *what, const char *project,
+                                  const char *name, const char *json)
+{
+    wm_json_t *o;
+    wm_json_error_t je;
+    wm_arena_init(a, 4096);
+    if (wm_json_parse(a, json, strlen(json), &o, &je) || o->type != WM_JSON_OBJECT) {
+        fprintf(stderr, "waymark: %s %s/%s: bad definition\n", what, project, name);
+        return NULL;
+    }
+    return o;
+}
+
 static int add_channel(void *ctx, const char *project, const char *name, const char *json)
 {
     build_t *b = ctx;
     wm_arena_t a;
-    wm_arena_init(&a, 4096);
-    wm_json_t *o;
-    wm_json_error_t je;
-    int rc = wm_json_parse(&a, json, strlen(json), &o, &je);
-    if (rc || o->type != WM_JSON_OBJECT) {
-        fprintf(stderr, "waymark: channel %s/%s: bad definition\n", project, name);
+    const wm_json_t *o = parse_doc(&a, "channel", project, name, json);
+    if (!o) {
         wm_arena_release(&a);
         return 0;
     }
@@ -88,12 +99,8 @@ static int add_template(void *ctx, const char *project, const char *key, const c
 {
     build_t *b = ctx;
     wm_arena_t a;
-    wm_arena_init(&a, 4096);
-    wm_json_t *o;
-    wm_json_error_t je;
-    int rc = wm_json_parse(&a, json, strlen(json), &o, &je);
-    if (rc || o->type != WM_JSON_OBJECT) {
-        fprintf(stderr, "waymark: template %s/%s: bad definition\n", project, key);
+    const wm_json_t *o = parse_doc(&a, "template", project, key, json);
+    if (!o) {
         wm_arena_release(&a);
         return 0;
     }
