@@ -151,6 +151,10 @@ uint64_t wm_engine_user_of(const char *message_or_lead_id);
 int wm_engine_messages_json(wm_engine_t *e, uint64_t user_id, uint32_t limit, wm_buf_t *out);
 int wm_engine_message_json(wm_engine_t *e, const char *id, wm_buf_t *out);
 int wm_engine_inbox_json(wm_engine_t *e, uint64_t user_id, wm_buf_t *out);
+/* Messages of a project by status across partitions ("failed" = delivery
+ * dead letters, "pending" = not yet answered by the provider). */
+int wm_engine_messages_by_status_json(wm_engine_t *e, const char *project, const char *status,
+                                      uint32_t limit, wm_buf_t *out);
 /* Leads filtered by queue / assignee / status; PII masked unless role is admin. */
 int wm_engine_leads_json(wm_engine_t *e, const char *project, const char *queue, const char *assignee,
                          const char *status, uint32_t limit, const char *role, wm_buf_t *out);

@@ -125,5 +125,6 @@ int wm__rt_cmd_receipt(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
 int wm__rt_cmd_lead(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
 int wm__rt_cmd_inbox_read(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
 int wm__rt_cmd_consent(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
+int wm__rt_cmd_retry(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd);
 
 #endif

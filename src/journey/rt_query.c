@@ -372,3 +372,41 @@ void wm__jreport_json(const wm_jreport_t *r, const wm_jversion_t *cur, wm_buf_t 
     }
     wm_buf_puts(out, "]}");
 }
+
+int wm__jrt_messages_by_status(wm_jrt_t *rt, const char *project, const char *status, uint32_t limit,
+                               uint32_t *n, wm_buf_t *out)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
+        return WM_EIO;
+    if (mdb_cursor_open(txn, rt->out, &c)) {
+        mdb_txn_abort(txn);
+        return WM_EIO;
+    }
+    char want[64];
+    int wl = snprintf(want, sizeof want, "\"status\":\"%s\"", status);
+    wm_arena_t a;
+    wm_arena_init(&a, 16 * 1024);
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0 && *n < limit) {
+        if (wl > 0 && memmem(v.mv_data, v.mv_size, want, (size_t)wl)) {
+            wm_arena_reset(&a);
+            char *copy = wm_arena_strndup(&a, v.mv_data, v.mv_size);
+            wm_json_t *doc;
+            wm_json_error_t je;
+            if (copy && wm_json_parse(&a, copy, v.mv_size, &doc, &je) == 0 &&
+                field_is(doc, "project", project) && field_is(doc, "status", status)) {
+                if ((*n)++)
+                    wm_buf_putc(out, ',');
+                wm_buf_append(out, v.mv_data, v.mv_size);
+            }
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    wm_arena_release(&a);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return 0;
+}

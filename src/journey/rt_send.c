@@ -890,6 +890,46 @@ int wm__rt_cmd_consent(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd)
     return rc;
 }
 
+/* An operator sends a failed message (a delivery dead letter) again, once
+ * the provider is fixed: same id, attempts counted on. */
+int wm__rt_cmd_retry(wm_jtx_t *t, uint64_t user_id, const wm_json_t *cmd)
+{
+    const char *id = wm_json_str(wm_json_get(cmd, "message_id"));
+    if (!id)
+        return 0;
+    MDB_val k = {strlen(id), (void *)id}, v;
+    if (mdb_get(t->txn, t->rt->out, &k, &v) ||
+        !memmem(v.mv_data, v.mv_size, "\"status\":\"failed\"", 17))
+        return 0;
+    const char *names[1] = {"status"};
+    const wm_json_t *vals[1] = {jstr(t, "pending")};
+    if (!vals[0])
+        return WM_ENOMEM;
+    wm_json_t *doc;
+    int rc = patch_doc(t, t->rt->out, id, strlen(id), names, vals, 1, &doc);
+    if (rc)
+        return rc == WM_ENOTFOUND ? 0 : rc;
+    const wm_jsnapshot_t *s = wm__jreg_snapshot(t->rt->reg);
+    const char *project = wm_json_str(wm_json_get(doc, "project"));
+    const char *chname = wm_json_str(wm_json_get(doc, "channel"));
+    const wm_jchannel_t *ch = project && chname ? wm__jreg_channel(s, project, chname) : NULL;
+    wm_jchannel_t hook = {.name = "webhook", .kind = "webhook", .dispatch_kind = WM_CH_WEBHOOK,
+                          .url = (char *)wm_json_str(wm_json_get(doc, "url"))};
+    if (!ch && hook.url)
+        ch = &hook;
+    if (!ch)
+        return 0;
+    wm_buf_t body;
+    wm_buf_init(&body, 0);
+    const wm_json_t *b = wm_json_get(doc, "body");
+    if (b)
+        wm_json_write(&body, b);
+    rc = body.err ? body.err : queue_dispatch(t, ch, id, body.data ? body.data : "{}", body.data ? body.len : 2, 0);
+    wm_buf_release(&body);
+    (void)user_id;
+    return rc ? rc : message_event(t, user_id, doc, "$MessageRetried", NULL);
+}
+
 /* ---- restart: pending messages go out again with the same ids ---- */
 
 int wm__jrt_redispatch(wm_jrt_t *rt)

@@ -1661,6 +1661,8 @@ int wm__jrt_on_command(wm_jtx_t *t, uint64_t user_id, const char *json, size_t l
         return wm__rt_cmd_inbox_read(t, user_id, cmd);
     if (!strcmp(c, "consent"))
         return wm__rt_cmd_consent(t, user_id, cmd);
+    if (!strcmp(c, "message_retry"))
+        return wm__rt_cmd_retry(t, user_id, cmd);
     if (!strcmp(c, "enter"))
         return cmd_enter(t, user_id, cmd);
     if (!strcmp(c, "journey_stop"))

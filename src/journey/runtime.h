@@ -176,6 +176,10 @@ int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out);
 int wm__jrt_user_tags_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out);
 int wm__jrt_messages_json(wm_jrt_t *rt, uint64_t user_id, uint32_t limit, wm_buf_t *out);
 int wm__jrt_inbox_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out);
+/* Appends (comma separated, count shared in *n) the messages of a project
+ * with a status ("failed": the delivery dead letters). */
+int wm__jrt_messages_by_status(wm_jrt_t *rt, const char *project, const char *status, uint32_t limit,
+                               uint32_t *n, wm_buf_t *out);
 /* Appends matching leads as JSON objects (comma separated) to out. */
 int wm__jrt_leads_json(wm_jrt_t *rt, const char *project, const char *queue, const char *assignee,
                        const char *status, uint32_t limit, uint32_t *n, wm_buf_t *out);

@@ -506,10 +506,26 @@ static int handle_messaging(wm_req_t *r, wm_arena_t *a, const char **seg, int n,
     uint64_t uid = 0;
     if (!strcmp(seg[2], "messages") && n == 3 && is_get(r)) {
         const char *user = qparam(a, r, "user");
+        const char *status = qparam(a, r, "status");
         const char *lim = qparam(a, r, "limit");
-        rc = user ? user_param(r, a, project, user, &uid) : WM_EINVAL;
-        if (!rc)
-            rc = wm_engine_messages_json(r->engine, uid, lim ? (uint32_t)atoi(lim) : 100, &b);
+        if (!user && status) {
+            rc = wm_engine_messages_by_status_json(r->engine, project, status,
+                                                   lim ? (uint32_t)atoi(lim) : 100, &b);
+        } else {
+            rc = user ? user_param(r, a, project, user, &uid) : WM_EINVAL;
+            if (!rc)
+                rc = wm_engine_messages_json(r->engine, uid, lim ? (uint32_t)atoi(lim) : 100, &b);
+        }
+    } else if (!strcmp(seg[2], "messages") && n == 5 && !strcmp(seg[4], "retry") && is_post(r)) {
+        uid = wm_engine_user_of(seg[3]);
+        if (!uid || seg[3][0] != 'm') {
+            rc = WM_ENOTFOUND;
+        } else {
+            wm_buf_puts(&cmd, "{\"cmd\":\"message_retry\",\"message_id\":");
+            wm_buf_json_str(&cmd, seg[3], strlen(seg[3]));
+            wm_buf_putc(&cmd, '}');
+            rc = command_json(r, uid, &cmd, &b);
+        }
     } else if (!strcmp(seg[2], "messages") && n == 4 && is_get(r)) {
         rc = wm_engine_message_json(r->engine, seg[3], &b);
     } else if (!strcmp(seg[2], "inbox") && n == 4 && is_get(r)) {

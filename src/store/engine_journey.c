@@ -816,6 +816,18 @@ int wm_engine_message_json(wm_engine_t *e, const char *id, wm_buf_t *out)
     return wm__jrt_message_get(e->parts[user % e->n_parts]->jrt, id, out);
 }
 
+int wm_engine_messages_by_status_json(wm_engine_t *e, const char *project, const char *status,
+                                      uint32_t limit, wm_buf_t *out)
+{
+    uint32_t n = 0;
+    int rc = 0;
+    wm_buf_puts(out, "{\"messages\":[");
+    for (uint32_t i = 0; i < e->n_parts && !rc; i++)
+        rc = wm__jrt_messages_by_status(e->parts[i]->jrt, project, status, limit ? limit : 100, &n, out);
+    wm_buf_printf(out, "],\"count\":%u}", n);
+    return rc;
+}
+
 int wm_engine_inbox_json(wm_engine_t *e, uint64_t user_id, wm_buf_t *out)
 {
     wm_buf_printf(out, "{\"user_id\":\"%llu\",\"messages\":[", (unsigned long long)user_id);
