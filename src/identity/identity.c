@@ -587,9 +587,15 @@ static int key_defined(rtx_t *t, const rrec_t *r, const char *key, bool *ok)
 static int add_id(rrec_t *r, const char *key, const char *val, const char *field,
                   wm_rec_error_t *err)
 {
-    size_t vlen = strlen(val), klen = strlen(key);
-    char f[160];
-    snprintf(f, sizeof f, "%s", field);
+    size_t vlen = strnlen(val, WM_ID_LEN_MAX + 1), klen = strlen(key);
+    /* the field is only formatted for an error: no copy on the hot path.
+     * field NULL = an identities map entry, named after its key */
+    char f[160] = "";
+    if (field)
+        snprintf(f, sizeof f, "%s", field);
+    else if (vlen == 0 || vlen > WM_ID_LEN_MAX || r->n == IDS_MAX ||
+             (!strcmp(key, WM_ID_KEY_LOGIN) && r->login >= 0))
+        snprintf(f, sizeof f, "identities.%s", key);
     if (vlen == 0 || vlen > WM_ID_LEN_MAX) {
         reject(err, "invalid_identity", f, "identity value must be 1..255 bytes");
         return 1;
@@ -621,7 +627,9 @@ static int collect_idm3(rtx_t *t, rrec_t *r, wm_rec_error_t *err)
     for (uint32_t i = 0; i < rec->n_identities; i++) {
         const wm_identity_kv_t *kv = &rec->identities[i];
         char field[160];
-        snprintf(field, sizeof field, "identities.%s", kv->key ? kv->key : "");
+        field[0] = 0;
+        if (!kv->key || !kv->value || !wm_identity_key_is_preset(kv->key))
+            snprintf(field, sizeof field, "identities.%s", kv->key ? kv->key : "");
         if (!kv->key || !kv->value) {
             reject(err, "invalid_identity", field, "identity key and value must be strings");
             return 1;
@@ -634,7 +642,7 @@ static int collect_idm3(rtx_t *t, rrec_t *r, wm_rec_error_t *err)
             reject(err, "unknown_identity_key", field, "identity key is not defined in the project");
             return 1;
         }
-        if ((e = add_id(r, kv->key, kv->value, field, err)))
+        if ((e = add_id(r, kv->key, kv->value, NULL, err)))
             return e;
     }
     return 0;
