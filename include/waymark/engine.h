@@ -78,6 +78,9 @@ int wm_engine_check_token(wm_engine_t *e, const char *project, const char *token
 /* Role of an API key (admin, operator, analyst, advisor, viewer) or NULL. */
 const char *wm_engine_key_role(wm_engine_t *e, const char *key, char *role, size_t role_len);
 
+/* The number of partitions in force (fixed when the data directory was created). */
+uint32_t wm_engine_partition_count(const wm_engine_t *e);
+
 /* True once every partition finished replaying its log and none has failed. */
 bool wm_engine_ready(wm_engine_t *e);
 

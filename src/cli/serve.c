@@ -88,7 +88,7 @@ int wm_cli_serve(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     fprintf(stderr, "waymark: listening on http://%.*s:%u (data %s, %u partitions, fsync %s)\n",
             (int)(strrchr(listen, ':') - listen), listen, wm_server_port(server), eo.data_dir,
-            eo.partitions, wm_fsync_mode_name(eo.fsync_mode));
+            wm_engine_partition_count(engine), wm_fsync_mode_name(eo.fsync_mode));
     while (!stop_flag)
         pause();
     fprintf(stderr, "waymark: shutting down\n");

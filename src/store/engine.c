@@ -720,6 +720,8 @@ int wm_engine_submit(wm_engine_t *e, wm_batch_t *b, const wm_submit_opts_t *o,
     return rc;
 }
 
+uint32_t wm_engine_partition_count(const wm_engine_t *e) { return e->n_parts; }
+
 bool wm_engine_ready(wm_engine_t *e)
 {
     for (uint32_t i = 0; i < e->n_parts; i++)
