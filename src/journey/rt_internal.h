@@ -99,6 +99,10 @@ struct wm_jrt {
     int64_t txn_min_due;        /* earliest timer set in the current txn */
 };
 
+/* ---- rt_query.c ---- */
+int wm__jrt_read_cursor(wm_jrt_t *rt, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c);
+void wm__jrt_read_done(MDB_txn *txn, MDB_cursor *c);
+
 /* ---- runtime.c ---- */
 const wm_json_t *wm__rt_profile(wm_jtx_t *t, uint64_t user_id);
 int wm__rt_profile_store(wm_jtx_t *t, uint64_t user_id, const wm_json_t *profile);

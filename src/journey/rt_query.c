@@ -15,6 +15,25 @@
 #include "waymark/error.h"
 #include "waymark/strmap.h"
 
+/* Opens a read-only transaction and a cursor on dbi; both are closed with
+ * read_done. Returns 0 or WM_EIO. */
+int wm__jrt_read_cursor(wm_jrt_t *rt, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c)
+{
+    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, txn))
+        return WM_EIO;
+    if (mdb_cursor_open(*txn, dbi, c)) {
+        mdb_txn_abort(*txn);
+        return WM_EIO;
+    }
+    return 0;
+}
+
+void wm__jrt_read_done(MDB_txn *txn, MDB_cursor *c)
+{
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+}
+
 static const char *state_name(uint8_t s)
 {
     return s == ST_WAITING ? "waiting" : s == ST_WAIT_EVENT ? "waiting_event" : s == ST_HOLD ? "held_quiet_hours" : "running";
@@ -24,12 +43,8 @@ int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
 {
     MDB_txn *txn;
     MDB_cursor *c;
-    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
+    if (wm__jrt_read_cursor(rt, rt->juser, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, rt->juser, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     const wm_jsnapshot_t *s = wm__jreg_snapshot(rt->reg);
     unsigned char kb[8];
     wm_put_be64(kb, user_id);
@@ -70,8 +85,7 @@ int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    wm__jrt_read_done(txn, c);
     return 0;
 }
 
@@ -116,12 +130,8 @@ static int newest_first(wm_jrt_t *rt, MDB_dbi index, MDB_dbi docs, uint64_t user
 {
     MDB_txn *txn;
     MDB_cursor *c;
-    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
+    if (wm__jrt_read_cursor(rt, index, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, index, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     unsigned char kb[8];
     wm_put_be64(kb, user_id + 1);
     MDB_val k = {8, kb}, v;
@@ -142,8 +152,7 @@ static int newest_first(wm_jrt_t *rt, MDB_dbi index, MDB_dbi docs, uint64_t user
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
     }
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    wm__jrt_read_done(txn, c);
     return 0;
 }
 
@@ -165,39 +174,50 @@ static bool field_is(const wm_json_t *doc, const char *name, const char *want)
     return s && !strcmp(s, want);
 }
 
-int wm__jrt_leads_json(wm_jrt_t *rt, const char *project, const char *queue, const char *assignee,
-                       const char *status, uint32_t limit, uint32_t *n, wm_buf_t *out)
+/* Appends (comma separated, count shared in *n, at most limit) the stored
+ * JSON documents of dbi whose top-level string fields equal the wanted values
+ * (a NULL value matches anything). needle, when given, is a byte string every
+ * match contains: rows without it are skipped before parsing. */
+static int scan_docs(wm_jrt_t *rt, MDB_dbi dbi, const char *const *names, const char *const *values,
+                     int nf, const char *needle, uint32_t limit, uint32_t *n, wm_buf_t *out)
 {
     MDB_txn *txn;
     MDB_cursor *c;
-    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
+    if (wm__jrt_read_cursor(rt, dbi, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, rt->lead, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
+    size_t nl = needle ? strlen(needle) : 0;
     wm_arena_t a;
-    wm_arena_init(&a, 64 * 1024);
+    wm_arena_init(&a, 16 * 1024);
     MDB_val k, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (rc == 0 && *n < limit) {
-        wm_arena_reset(&a);
-        char *copy = wm_arena_strndup(&a, v.mv_data, v.mv_size);
-        wm_json_t *doc;
-        wm_json_error_t je;
-        if (copy && wm_json_parse(&a, copy, v.mv_size, &doc, &je) == 0 &&
-            field_is(doc, "project", project) && field_is(doc, "queue", queue) &&
-            field_is(doc, "assignee", assignee) && field_is(doc, "status", status)) {
-            if ((*n)++)
-                wm_buf_putc(out, ',');
-            wm_buf_append(out, v.mv_data, v.mv_size);
+        if (!nl || memmem(v.mv_data, v.mv_size, needle, nl)) {
+            wm_arena_reset(&a);
+            char *copy = wm_arena_strndup(&a, v.mv_data, v.mv_size);
+            wm_json_t *doc;
+            wm_json_error_t je;
+            bool ok = copy && wm_json_parse(&a, copy, v.mv_size, &doc, &je) == 0;
+            for (int f = 0; ok && f < nf; f++)
+                ok = field_is(doc, names[f], values[f]);
+            if (ok) {
+                if ((*n)++)
+                    wm_buf_putc(out, ',');
+                wm_buf_append(out, v.mv_data, v.mv_size);
+            }
         }
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     wm_arena_release(&a);
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    wm__jrt_read_done(txn, c);
     return 0;
+}
+
+int wm__jrt_leads_json(wm_jrt_t *rt, const char *project, const char *queue, const char *assignee,
+                       const char *status, uint32_t limit, uint32_t *n, wm_buf_t *out)
+{
+    const char *names[4] = {"project", "queue", "assignee", "status"};
+    const char *values[4] = {project, queue, assignee, status};
+    return scan_docs(rt, rt->lead, names, values, 4, NULL, limit, n, out);
 }
 
 /* ---- reports ---- */
@@ -242,18 +262,13 @@ int wm__jrt_report_add(wm_jrt_t *rt, const char *project, const char *key, wm_jr
 {
     MDB_txn *txn;
     MDB_cursor *c;
-    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
+    if (wm__jrt_read_cursor(rt, rt->stat, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, rt->stat, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     const wm_jsnapshot_t *s = wm__jreg_snapshot(rt->reg);
     unsigned char prefix[200];
     size_t pl = strlen(project), kl = strlen(key);
     if (pl + kl + 2 > sizeof prefix) {
-        mdb_cursor_close(c);
-        mdb_txn_abort(txn);
+        wm__jrt_read_done(txn, c);
         return WM_EINVAL;
     }
     memcpy(prefix, project, pl);
@@ -289,8 +304,7 @@ int wm__jrt_report_add(wm_jrt_t *rt, const char *project, const char *key, wm_jr
         rep_add(r, rk, val);
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    wm__jrt_read_done(txn, c);
     return 0;
 }
 
@@ -376,37 +390,9 @@ void wm__jreport_json(const wm_jreport_t *r, const wm_jversion_t *cur, wm_buf_t 
 int wm__jrt_messages_by_status(wm_jrt_t *rt, const char *project, const char *status, uint32_t limit,
                                uint32_t *n, wm_buf_t *out)
 {
-    MDB_txn *txn;
-    MDB_cursor *c;
-    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
-        return WM_EIO;
-    if (mdb_cursor_open(txn, rt->out, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
-    char want[64];
-    int wl = snprintf(want, sizeof want, "\"status\":\"%s\"", status);
-    wm_arena_t a;
-    wm_arena_init(&a, 16 * 1024);
-    MDB_val k, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (rc == 0 && *n < limit) {
-        if (wl > 0 && memmem(v.mv_data, v.mv_size, want, (size_t)wl)) {
-            wm_arena_reset(&a);
-            char *copy = wm_arena_strndup(&a, v.mv_data, v.mv_size);
-            wm_json_t *doc;
-            wm_json_error_t je;
-            if (copy && wm_json_parse(&a, copy, v.mv_size, &doc, &je) == 0 &&
-                field_is(doc, "project", project) && field_is(doc, "status", status)) {
-                if ((*n)++)
-                    wm_buf_putc(out, ',');
-                wm_buf_append(out, v.mv_data, v.mv_size);
-            }
-        }
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    wm_arena_release(&a);
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
-    return 0;
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"status\":\"%s\"", status);
+    const char *names[2] = {"project", "status"};
+    const char *values[2] = {project, status};
+    return scan_docs(rt, rt->out, names, values, 2, needle, limit, n, out);
 }

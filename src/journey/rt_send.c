@@ -936,12 +936,8 @@ int wm__jrt_redispatch(wm_jrt_t *rt)
 {
     MDB_txn *txn;
     MDB_cursor *c;
-    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
+    if (wm__jrt_read_cursor(rt, rt->out, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, rt->out, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     const wm_jsnapshot_t *s = wm__jreg_snapshot(rt->reg);
     wm_arena_t a;
     wm_arena_init(&a, 64 * 1024);
@@ -984,7 +980,6 @@ int wm__jrt_redispatch(wm_jrt_t *rt)
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     wm_arena_release(&a);
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    wm__jrt_read_done(txn, c);
     return 0;
 }

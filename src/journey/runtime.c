@@ -275,12 +275,8 @@ int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after, uint32_t max,
 {
     MDB_txn *txn;
     MDB_cursor *c;
-    if (mdb_txn_begin(rt->env, NULL, MDB_RDONLY, &txn))
+    if (wm__jrt_read_cursor(rt, rt->ops, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, rt->ops, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     unsigned char kb[8];
     wm_put_be64(kb, *after + 1);
     MDB_val k = {8, kb}, v;
@@ -291,8 +287,7 @@ int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after, uint32_t max,
         *after = wm_get_be64(k.mv_data);
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
+    wm__jrt_read_done(txn, c);
     return 0;
 }
 
