@@ -24,7 +24,7 @@
  *            is an exit, so firing is the only work.
  * RSS is VmRSS of SERVER_PID (and its anonymous part, RssAnon: LMDB pages
  * are file-backed and show in the rest). LMDB bytes = apparent size of every
- * data.mdb under DATA_DIR (`du -sb` of those files), not the log segments.
+ * data.mdb under DATA_DIR (`du -sb` of those files), not the log files.
  * Every batch is posted once; the acknowledgement (HTTP 200) means fsynced.
  * checksum = instances the report counts as entered (must equal N).
  */

@@ -29,7 +29,7 @@
 typedef struct bench_cfg {
     uint64_t count;
     uint64_t max_syncs;
-    uint64_t segment_bytes;
+    uint64_t file_bytes;
     const char *parent;
 } bench_cfg_t;
 
@@ -118,7 +118,7 @@ static int run_row(const bench_cfg_t *cfg, uint32_t size, wm_fsync_mode_t mode, 
     snprintf(dir, sizeof dir, "%s/wm-bench-log-XXXXXX", cfg->parent);
     if (!mkdtemp(dir))
         return WM_EIO;
-    wm_log_opts_t o = {.dir = dir, .fsync_mode = mode, .segment_bytes = cfg->segment_bytes};
+    wm_log_opts_t o = {.dir = dir, .fsync_mode = mode, .file_bytes = cfg->file_bytes};
     wm_log_t *log = NULL;
     double *lat = malloc(sizeof *lat * (res->records / group + 2));
     int rc = lat ? wm_log_open(&o, &log) : WM_ENOMEM;
@@ -150,7 +150,7 @@ static int parse_args(int argc, char **argv, bench_cfg_t *cfg)
             cfg->max_syncs = strtoull(optarg, NULL, 10);
             break;
         case 'S':
-            cfg->segment_bytes = strtoull(optarg, NULL, 10);
+            cfg->file_bytes = strtoull(optarg, NULL, 10);
             break;
         default:
             return -1;

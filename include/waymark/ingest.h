@@ -98,13 +98,13 @@ int wm_sensors_decode(wm_arena_t *a, const wm_sensors_req_t *req, wm_batch_t *ou
 
 /* ---- Segment ---- */
 
-typedef enum wm_segment_kind {
-    WM_SEG_BATCH, WM_SEG_TRACK, WM_SEG_IDENTIFY, WM_SEG_ALIAS, WM_SEG_PAGE,
-    WM_SEG_SCREEN, WM_SEG_GROUP,
-} wm_segment_kind_t;
+typedef enum wm_segspec_kind {
+    WM_SEGSPEC_BATCH, WM_SEGSPEC_TRACK, WM_SEGSPEC_IDENTIFY, WM_SEGSPEC_ALIAS, WM_SEGSPEC_PAGE,
+    WM_SEGSPEC_SCREEN, WM_SEGSPEC_GROUP,
+} wm_segspec_kind_t;
 
 /* Returns the kind for a path tail ("batch", "track", ...) or -1. */
-int wm_segment_kind_parse(const char *s);
+int wm_segspec_kind_parse(const char *s);
 
 /* Decodes a Segment HTTP API body (JSON) for the given endpoint kind into
  * Sensors-model records (mapping in docs/ingest-mapping.md section 5).
@@ -112,8 +112,8 @@ int wm_segment_kind_parse(const char *s);
  * message errors in out->errors), WM_EPARSE (body not a JSON object, batch
  * without a "batch" array), WM_ELIMIT (body over WM_SEGMENT_MESSAGE_MAX, or
  * WM_SEGMENT_BATCH_MAX for a batch; > WM_BATCH_RECORDS_MAX messages) or
- * WM_ENOMEM. "import" parses as WM_SEG_BATCH too. */
-int wm_segment_decode(wm_arena_t *a, wm_segment_kind_t kind, const char *body, size_t len,
+ * WM_ENOMEM. "import" parses as WM_SEGSPEC_BATCH too. */
+int wm_segspec_decode(wm_arena_t *a, wm_segspec_kind_t kind, const char *body, size_t len,
                       const wm_rec_ctx_t *ctx, wm_batch_t *out, char *errmsg, size_t errmsg_len);
 
 /* ---- native ---- */

@@ -28,7 +28,7 @@
 #define WM_BATCH_RECORDS_MAX 10000
 /* A log frame's payload. */
 #define WM_LOG_FRAME_MAX (WM_RECORD_BYTES_MAX + 4096)
-/* A log segment rolls at this size: bounds recovery scan time. */
+/* A log file rolls at this size: bounds recovery scan time. */
 #define WM_LOG_SEGMENT_BYTES (64u << 20)
 /* Partitions: one writer thread each. */
 #define WM_PARTITIONS_MAX 64
@@ -86,7 +86,7 @@
 
 /* Journey definitions (nodes and arms per journey are in journey.h). A
  * template is one message or webhook body: 64 KB is far above any SMS, push,
- * WeCom or JSON body and bounds a render; 1024 segments bounds its program. */
+ * WeCom or JSON body and bounds a render; 1024 pieces bounds its program. */
 #define WM_TEMPLATE_BYTES_MAX (64u << 10)
 #define WM_TEMPLATE_SEGMENTS_MAX 1024
 /* date_property entry offsets: the seeds use four (30/15/7/1 days before);

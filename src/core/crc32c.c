@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "waymark/log.h"
+#include "waymark/crc32c.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define WM_CRC32C_HAVE_SSE42 1

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../store/catalog.h"
+#include "store/catalog.h"
 #include "runtime.h"
 #include "waymark/alloc.h"
 #include "waymark/arena.h"

@@ -540,7 +540,7 @@ static void recent_events(wm_jtx_t *t, uint64_t user_id, wm_buf_t *out)
     int n = 0;
     while (rc == 0 && n < WM_LEAD_EVENTS && k.mv_size == 24 && wm_get_be64(k.mv_data) == user_id) {
         wm_log_pos_t pos = {.seq = wm_get_be64((const unsigned char *)k.mv_data + 16)};
-        memcpy(&pos.segment, v.mv_data, 4);
+        memcpy(&pos.file, v.mv_data, 4);
         memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);
         char *json = NULL;
         size_t len = 0;

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../store/partition.h"
+#include "store/payload.h"
 #include "rt_internal.h"
 #include "waymark/limits.h"
 #include "waymark/alloc.h"
@@ -376,7 +376,7 @@ static int env_events(void *ctx, int64_t from_ms, int64_t to_ms,
         if (wm_get_be64(kp) != e->user_id || tm >= to_ms)
             break;
         wm_log_pos_t pos = {.seq = wm_get_be64(kp + 16)};
-        memcpy(&pos.segment, v.mv_data, 4);
+        memcpy(&pos.file, v.mv_data, 4);
         memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);
         char *json = NULL;
         size_t len = 0;
@@ -516,7 +516,7 @@ size_t wm__inst_encode(const wm_inst_t *in, unsigned char *buf)
     p = put_bytes(p, &in->due_ms, 8);
     p = put_bytes(p, &in->goal_deadline_ms, 8);
     p = put_bytes(p, &in->entry_pos.seq, 8);
-    p = put_bytes(p, &in->entry_pos.segment, 4);
+    p = put_bytes(p, &in->entry_pos.file, 4);
     p = put_bytes(p, &in->entry_pos.offset, 8);
     p = put_name(p, in->project);
     p = put_name(p, in->key);
@@ -577,7 +577,7 @@ bool wm__inst_decode(const void *data, size_t len, wm_inst_t *in)
     get_bytes(&r, &in->due_ms, 8);
     get_bytes(&r, &in->goal_deadline_ms, 8);
     get_bytes(&r, &in->entry_pos.seq, 8);
-    get_bytes(&r, &in->entry_pos.segment, 4);
+    get_bytes(&r, &in->entry_pos.file, 4);
     get_bytes(&r, &in->entry_pos.offset, 8);
     get_name(&r, in->project);
     get_name(&r, in->key);

@@ -4,7 +4,7 @@
  * Templates are the text of every message a journey sends (SMS, push,
  * WeCom, in-app inbox, advisor talk tracks, webhook bodies). They are
  * compiled once, when a journey or the template catalogue is saved, into a
- * list of segments (literal text / placeholder), so rendering one message is
+ * list of pieces (literal text / placeholder), so rendering one message is
  * a walk over that list with one lookup per placeholder and no parsing.
  *
  * The syntax is deliberately tiny, because operators write it by hand in a
@@ -40,7 +40,7 @@ typedef struct seg {
 } seg_t;
 
 struct wm_template {
-    char *text;             /* owned copy; literal segments point into it */
+    char *text;             /* owned copy; literal pieces point into it */
     seg_t *segs;
     uint32_t n_segs;
     char **vars;            /* unique "scope.name", in order of first use */
@@ -238,7 +238,7 @@ int wm_template_compile(const char *text, wm_template_t **out, char *err, size_t
         const char *open = strstr(t->text + i, "{{");
         size_t o = open ? (size_t)(open - t->text) : len;
         if (o > i && push_seg(t, (seg_t){.off = (uint32_t)i, .len = (uint32_t)(o - i), .var = -1}) != 0) {
-            set_err(err, err_len, i, "too many segments");
+            set_err(err, err_len, i, "too many pieces");
             wm_template_free(t);
             return WM_ELIMIT;
         }

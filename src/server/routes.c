@@ -140,7 +140,7 @@ static int segment_project(wm_req_t *r, wm_arena_t *a, char *project, size_t len
 static int handle_segment(wm_req_t *r, wm_arena_t *a, const char *kind_name)
 {
     wm_engine_count_request(r->engine, "segment", r->body_len);
-    int kind = wm_segment_kind_parse(kind_name);
+    int kind = wm_segspec_kind_parse(kind_name);
     if (kind < 0)
         return wm__http_error(r, 404, "not_found", "", "unknown Segment endpoint");
     if (!is_post(r))
@@ -153,7 +153,7 @@ static int handle_segment(wm_req_t *r, wm_arena_t *a, const char *kind_name)
     ctx.receive_time_ms = ctx.now_ms = now_ms();
     wm_batch_t batch;
     char msg[256] = "";
-    int rc = wm_segment_decode(a, (wm_segment_kind_t)kind, r->body, r->body_len, &ctx, &batch, msg,
+    int rc = wm_segspec_decode(a, (wm_segspec_kind_t)kind, r->body, r->body_len, &ctx, &batch, msg,
                                sizeof msg);
     if (rc) {
         wm_engine_count_rejected(r->engine, "bad_payload", 1);
@@ -242,8 +242,8 @@ static const char *auth_role(wm_req_t *r, char *role, size_t len)
     return wm_engine_key_role(r->engine, auth + 7, role, len);
 }
 
-/* Splits the raw path after prefix into up to max percent-decoded segments. */
-static int path_segments(wm_arena_t *a, const char *path, const char **seg, int max)
+/* Splits the raw path after prefix into up to max percent-decoded parts. */
+static int path_parts(wm_arena_t *a, const char *path, const char **seg, int max)
 {
     int n = 0;
     const char *p = path;
@@ -608,7 +608,7 @@ static int handle_consent(wm_req_t *r, wm_arena_t *a, const char *project, const
 static int handle_api(wm_req_t *r, wm_arena_t *a)
 {
     const char *seg[8];
-    int n = path_segments(a, r->path, seg, 8);
+    int n = path_parts(a, r->path, seg, 8);
     if (n < 3)
         return wm__http_error(r, 404, "not_found", "", "no such route");
     char role[32];

@@ -6,9 +6,9 @@
  * durable, so the writer is built around group commit: appends are cheap
  * memcpys into one write buffer, and one pwrite + one fdatasync makes a whole
  * batch durable. Segments bound the recovery scan: only the last one can
- * have a torn tail, because a segment is fdatasync'd before its successor is
+ * have a torn tail, because a file is fdatasync'd before its successor is
  * created (in every fsync mode, NEVER included - it costs one fsync per
- * segment and lets recovery trust sealed segments).
+ * file and lets recovery trust sealed log files).
  *
  * Writer state machine (one writer thread):
  *
@@ -25,7 +25,7 @@
  *          fdatasync per mode,
  *          publish durable_end/durable_seq
  *
- *   any state --failed pwrite / fdatasync / segment create / dir fsync-->
+ *   any state --failed pwrite / fdatasync / file create / dir fsync-->
  *   +-------+
  *   | ERROR |  sticky: append and sync return WM_ESTATE until close; we never
  *   +-------+  retry an fdatasync and trust it (after a failed fsync Linux may
@@ -35,19 +35,19 @@
  *
  * Invariants (check_invariants):
  *   - wlen <= WRITE_BUFFER_BYTES; frames in wbuf are whole and consecutive.
- *   - active == segs[nsegs-1]; segment first_seqs strictly increase.
+ *   - active == segs[nsegs-1]; file first_seqs strictly increase.
  *   - durable_seq <= written_seq < next_seq; written_seq is the last seq whose
  *     bytes reached the file.
- *   - every segment's durable_end <= its written_end, and both sit on a frame
+ *   - every file's durable_end <= its written_end, and both sit on a frame
  *     boundary; readers never look past durable_end.
- *   - segments before publish_from are fully published and immutable.
- *   - a sealed segment (not the last) was fdatasync'd before its successor's
+ *   - log files before publish_from are fully published and immutable.
+ *   - a sealed file (not the last) was fdatasync'd before its successor's
  *     file was created.
  *
- * Readers on other threads: the segment table is guarded by segs_mu (held
- * only for lookups, never across I/O); segment structs are never freed or
+ * Readers on other threads: the file table is guarded by segs_mu (held
+ * only for lookups, never across I/O); file structs are never freed or
  * moved before close; file descriptors are shared and used with pread only.
- * The writer publishes each segment's durable_end and then durable_seq with
+ * The writer publishes each file's durable_end and then durable_seq with
  * release stores; readers load durable_seq first (acquire), so any
  * durable_end they load afterwards covers every seq <= durable_seq.
  */
@@ -106,7 +106,7 @@ struct wm_log {
     int dir_fd;
     wm_fsync_mode_t mode;
     uint64_t interval_ns;
-    uint64_t segment_bytes;
+    uint64_t file_bytes;
     uint64_t base_seq;             /* first_seq of segs[0]; never changes */
 
     pthread_mutex_t segs_mu;       /* guards segs/segs_cap for readers */
@@ -144,7 +144,7 @@ typedef struct frame {
 
 typedef enum frame_status { FRAME_OK, FRAME_END, FRAME_TORN, FRAME_BAD } frame_status_t;
 
-/* Read-ahead over one segment, never past `limit`. */
+/* Read-ahead over one file, never past `limit`. */
 typedef struct frame_reader {
     int fd;
     uint64_t base;        /* file offset of buf[0] */
@@ -309,7 +309,7 @@ static int pwrite_all(wm_log_t *log, int fd, struct iovec *iov, int cnt, uint64_
     return 0;
 }
 
-/* ---- segment table ---------------------------------------------------- */
+/* ---- file table ---------------------------------------------------- */
 
 static int reserve_seg_slot(wm_log_t *log)
 {
@@ -358,7 +358,7 @@ static wm_log_seg_t *seg_at(wm_log_t *log, uint32_t idx)
     return s;
 }
 
-/* Index of the last segment whose first_seq <= seq (0 if seq is older). */
+/* Index of the last file whose first_seq <= seq (0 if seq is older). */
 static uint32_t seg_find(wm_log_t *log, uint64_t seq)
 {
     pthread_mutex_lock(&log->segs_mu);
@@ -374,7 +374,7 @@ static uint32_t seg_find(wm_log_t *log, uint64_t seq)
     return lo;
 }
 
-/* Shared descriptor for reading a segment; opened on first use and kept
+/* Shared descriptor for reading a file; opened on first use and kept
  * until close, so one fd serves every reader via pread. */
 static int seg_fd(wm_log_t *log, wm_log_seg_t *s)
 {
@@ -549,7 +549,7 @@ static int fsync_dir(wm_log_t *log)
     return fsync(log->dir_fd) == 0 ? 0 : fail_io(log);
 }
 
-/* Creates the segment file for first_seq and makes its name durable. */
+/* Creates the file file for first_seq and makes its name durable. */
 static int create_seg_file(wm_log_t *log, wm_log_seg_t *seg)
 {
     char name[SEG_NAME_BUF];
@@ -561,10 +561,10 @@ static int create_seg_file(wm_log_t *log, wm_log_seg_t *seg)
     return fsync_dir(log);
 }
 
-/* Makes the full segment durable before its successor exists. In NEVER
+/* Makes the full file durable before its successor exists. In NEVER
  * mode the caller has accepted that an OS crash may lose recent data, so
  * the seal only starts writeback (a synchronous 64 MiB flush per roll was
- * measured to stall bulk imports for ~0.2 s each) and the segment is
+ * measured to stall bulk imports for ~0.2 s each) and the file is
  * flushed for real at close. */
 static int seal_active(wm_log_t *log)
 {
@@ -575,7 +575,7 @@ static int seal_active(wm_log_t *log)
     return 0;
 }
 
-/* Seals the active segment (see seal_active) and starts a new one named by
+/* Seals the active file (see seal_active) and starts a new one named by
  * the next sequence. */
 static int roll(wm_log_t *log)
 {
@@ -601,7 +601,7 @@ static int roll(wm_log_t *log)
 static bool must_roll(const wm_log_t *log, uint64_t frame_bytes)
 {
     uint64_t size = log->active->written_end + log->wlen;
-    return size > 0 && size + frame_bytes > log->segment_bytes;
+    return size > 0 && size + frame_bytes > log->file_bytes;
 }
 
 /* A frame bigger than the whole buffer goes straight to the file. */
@@ -661,7 +661,7 @@ int wm_log_append(wm_log_t *log, const void *payload, uint32_t len, wm_log_pos_t
     stat_add(&log->st.appended_bytes, frame_bytes);
     if (pos) {
         pos->seq = seq;
-        pos->segment = atomic_load_explicit(&log->nsegs, memory_order_relaxed) - 1;
+        pos->file = atomic_load_explicit(&log->nsegs, memory_order_relaxed) - 1;
         pos->offset = offset;
     }
     check_invariants(log);
@@ -680,7 +680,7 @@ static bool fsync_due(const wm_log_t *log)
     }
 }
 
-/* Makes everything written visible to readers: segment ends first, then
+/* Makes everything written visible to readers: file ends first, then
  * the sequence (release), matching the acquire order in readers. */
 static void publish(wm_log_t *log)
 {
@@ -745,8 +745,8 @@ static int add_name(uint64_t **v, uint32_t *n, uint32_t *cap, uint64_t first)
     return 0;
 }
 
-/* Sorted first_seqs of the segment files in the directory. */
-static int list_segments(wm_log_t *log, uint64_t **out, uint32_t *count)
+/* Sorted first_seqs of the file files in the directory. */
+static int list_files(wm_log_t *log, uint64_t **out, uint32_t *count)
 {
     int fd = dup(log->dir_fd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -791,7 +791,7 @@ static int open_seg(wm_log_t *log, const wm_log_seg_t *s, int flags, uint64_t *s
     return WM_EIO;
 }
 
-/* A sealed segment is trusted to its end (it was fdatasync'd before its
+/* A sealed file is trusted to its end (it was fdatasync'd before its
  * successor existed) but its first frame must be intact and carry the
  * sequence its name promises; otherwise the log needs a human. */
 static int check_sealed(wm_log_t *log, wm_log_seg_t *s)
@@ -815,7 +815,7 @@ static int check_sealed(wm_log_t *log, wm_log_seg_t *s)
     return rc;
 }
 
-/* Scans the last segment; returns the end of the valid prefix and the seq
+/* Scans the last file; returns the end of the valid prefix and the seq
  * that follows it. A tear, bad magic, bad CRC or a break in the sequence
  * ends the prefix. */
 static int scan_tail(int fd, uint64_t size, uint64_t first_seq, uint64_t *valid_end,
@@ -880,11 +880,11 @@ static int load_existing(wm_log_t *log, const uint64_t *firsts, uint32_t n)
     return recover_tail(log, log->segs[n - 1]);
 }
 
-static int load_segments(wm_log_t *log)
+static int load_files(wm_log_t *log)
 {
     uint64_t *firsts = NULL;
     uint32_t n = 0;
-    int rc = list_segments(log, &firsts, &n);
+    int rc = list_files(log, &firsts, &n);
     if (rc)
         return rc;
     if (n > 0) {
@@ -949,11 +949,11 @@ int wm_log_open(const wm_log_opts_t *opts, wm_log_t **out)
     log->interval_ns =
         (uint64_t)(opts->fsync_interval_ms ? opts->fsync_interval_ms : DEFAULT_INTERVAL_MS) *
         1000000u;
-    log->segment_bytes = opts->segment_bytes ? opts->segment_bytes : WM_LOG_SEGMENT_BYTES;
+    log->file_bytes = opts->file_bytes ? opts->file_bytes : WM_LOG_SEGMENT_BYTES;
     log->wbuf = wm_malloc(WRITE_BUFFER_BYTES);
     int rc = log->wbuf ? open_dir(log, opts->dir) : WM_ENOMEM;
     if (rc == 0)
-        rc = load_segments(log);
+        rc = load_files(log);
     if (rc == 0 && atomic_load(&log->err))
         rc = WM_EIO;
     if (rc) {
@@ -1007,7 +1007,7 @@ void wm_log_stats(const wm_log_t *log, wm_log_stats_t *out)
     out->sync_ns_total = stat_get(&log->st.sync_ns_total);
     out->sync_ns_max = stat_get(&log->st.sync_ns_max);
     out->truncated_bytes_on_open = log->truncated_on_open;
-    out->segments = atomic_load_explicit(&log->nsegs, memory_order_relaxed);
+    out->files = atomic_load_explicit(&log->nsegs, memory_order_relaxed);
 }
 
 int wm_fsync_mode_parse(const char *s, wm_fsync_mode_t *out)
@@ -1043,7 +1043,7 @@ int wm_log_read_at(wm_log_t *log, const wm_log_pos_t *pos, void **buf, uint32_t 
         return WM_EINVAL;
     if (pos->seq == 0 || pos->seq > wm_log_durable_seq(log))
         return WM_ENOTFOUND;
-    wm_log_seg_t *s = seg_at(log, pos->segment);
+    wm_log_seg_t *s = seg_at(log, pos->file);
     if (!s)
         return WM_ENOTFOUND;
     uint64_t end = atomic_load_explicit(&s->durable_end, memory_order_acquire);
@@ -1102,7 +1102,7 @@ int wm_log_iter_open(wm_log_t *log, uint64_t from_seq, wm_log_iter_t **out)
 }
 
 /* At the end of what the reader may see: extend to newly published bytes,
- * or move to the next segment. Returns 1 if there is more, 0 if not yet. */
+ * or move to the next file. Returns 1 if there is more, 0 if not yet. */
 static int iter_advance(wm_log_iter_t *it)
 {
     if (it->next_seq > wm_log_durable_seq(it->log))
@@ -1147,7 +1147,7 @@ int wm_log_iter_next(wm_log_iter_t *it, wm_log_pos_t *pos, const void **payload,
             continue;
         if (pos) {
             pos->seq = f.seq;
-            pos->segment = it->seg_idx;
+            pos->file = it->seg_idx;
             pos->offset = f.offset;
         }
         if (payload)

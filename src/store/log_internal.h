@@ -14,8 +14,8 @@
 
 typedef enum wm__log_op {
     WM__LOG_OP_NONE = 0,
-    WM__LOG_OP_WRITE,      /* the next pwrite/pwritev of a segment */
-    WM__LOG_OP_FSYNC,      /* the next fdatasync of a segment */
+    WM__LOG_OP_WRITE,      /* the next pwrite/pwritev of a file */
+    WM__LOG_OP_FSYNC,      /* the next fdatasync of a file */
 } wm__log_op_t;
 
 /* Makes the next system call of kind `op` fail with errno `errnum` without

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "waymark/log.h"
+#include "waymark/crc32c.h"
 
 /* Test-only entry points defined in src/core/crc32c.c. */
 uint32_t wm__crc32c_sw(uint32_t crc, const void *data, size_t n);

@@ -30,7 +30,7 @@ static wm_inst_t sample(void)
     in.due_ms = INT64_MAX;
     in.goal_deadline_ms = -5;
     in.entry_pos.seq = 99;
-    in.entry_pos.segment = 4;
+    in.entry_pos.file = 4;
     in.entry_pos.offset = 1u << 30;
     strcpy(in.project, "default");
     strcpy(in.key, "fund_sip_companion");

@@ -86,9 +86,9 @@ static void assert_payload(uint64_t seq, const void *p, uint32_t len)
     assert_memory_equal(p, want, wlen);
 }
 
-static wm_log_t *open_log(const char *dir, wm_fsync_mode_t mode, uint64_t segment_bytes)
+static wm_log_t *open_log(const char *dir, wm_fsync_mode_t mode, uint64_t file_bytes)
 {
-    wm_log_opts_t o = {.dir = dir, .fsync_mode = mode, .segment_bytes = segment_bytes};
+    wm_log_opts_t o = {.dir = dir, .fsync_mode = mode, .file_bytes = file_bytes};
     wm_log_t *log = NULL;
     assert_int_equal(wm_log_open(&o, &log), 0);
     assert_non_null(log);
@@ -143,8 +143,8 @@ static uint64_t iterate_check(wm_log_t *log, uint64_t from, uint64_t *first_seen
     return count;
 }
 
-/* Path of the segment file with the highest first seq. */
-static void last_segment(const char *dir, char *out, size_t outsz)
+/* Path of the file file with the highest first seq. */
+static void last_file(const char *dir, char *out, size_t outsz)
 {
     DIR *d = opendir(dir);
     assert_non_null(d);
@@ -231,7 +231,7 @@ static void test_empty_log(void **state)
     assert_int_equal(iterate_check(log, 0, NULL), 0);
     wm_log_stats_t st;
     wm_log_stats(log, &st);
-    assert_int_equal(st.segments, 1);
+    assert_int_equal(st.files, 1);
     assert_int_equal(st.syncs, 0); /* nothing written, nothing to fdatasync */
     wm_log_close(log);
     /* An empty log reopens as an empty log. */
@@ -312,7 +312,7 @@ static void test_buffer_overflow_not_published(void **state)
     wm_log_t *log = open_log(fx->dir, WM_FSYNC_ALWAYS, 0);
     append_n(log, 10000, NULL); /* ~1.7 MB of frames */
     char last[600];
-    last_segment(fx->dir, last, sizeof last);
+    last_file(fx->dir, last, sizeof last);
     assert_true(file_size(last) > 0);
     assert_int_equal(wm_log_durable_seq(log), 0);
     assert_int_equal(iterate_check(log, 0, NULL), 0);
@@ -321,7 +321,7 @@ static void test_buffer_overflow_not_published(void **state)
     wm_log_close(log);
 }
 
-/* ---- segments, iteration, positioned reads ---------------------------- */
+/* ---- log files, iteration, positioned reads ---------------------------- */
 
 #define ROLL_N 3000
 
@@ -354,28 +354,28 @@ static void test_roll_and_iterate(void **state)
     }
     wm_log_stats_t st;
     wm_log_stats(log, &st);
-    assert_true(st.segments > 20);
+    assert_true(st.files > 20);
     /* Ordinals grow with sequence and start at offset 0 on each roll. */
     for (uint64_t s = 2; s <= ROLL_N; s++) {
-        assert_true(pos[s].segment >= pos[s - 1].segment);
-        if (pos[s].segment != pos[s - 1].segment)
+        assert_true(pos[s].file >= pos[s - 1].file);
+        if (pos[s].file != pos[s - 1].file)
             assert_int_equal(pos[s].offset, 0);
         else
             assert_int_equal(pos[s].offset, pos[s - 1].offset + frame_bytes(s - 1));
     }
-    assert_int_equal(pos[ROLL_N].segment, st.segments - 1);
+    assert_int_equal(pos[ROLL_N].file, st.files - 1);
     check_iterate_from(log, ROLL_N);
     wm_log_close(log);
 
-    /* The same after reopen, and segments honour the size bound. */
+    /* The same after reopen, and log files honour the size bound. */
     log = open_log(fx->dir, WM_FSYNC_ALWAYS, 8192);
     wm_log_stats_t st2;
     wm_log_stats(log, &st2);
-    assert_int_equal(st2.segments, st.segments);
+    assert_int_equal(st2.files, st.files);
     assert_int_equal(wm_log_last_seq(log), ROLL_N);
     check_iterate_from(log, ROLL_N);
     char last[600];
-    last_segment(fx->dir, last, sizeof last);
+    last_file(fx->dir, last, sizeof last);
     assert_true(file_size(last) <= 8192);
     wm_log_close(log);
 }
@@ -397,7 +397,7 @@ static void test_read_at(void **state)
     void *b = NULL;
     uint32_t len = 0;
     wm_log_pos_t bad = pos[10];
-    bad.segment = 100000;
+    bad.file = 100000;
     assert_int_equal(wm_log_read_at(log, &bad, &b, &len), WM_ENOTFOUND);
     bad = pos[10];
     bad.seq = 11; /* right place, wrong record */
@@ -434,7 +434,7 @@ static void test_iterator_positions_match_append(void **state)
     assert_int_equal(wm_log_iter_open(log, 0, &it), 0);
     wm_log_pos_t p;
     while (wm_log_iter_next(it, &p, NULL, NULL) == 1) {
-        assert_int_equal(p.segment, pos[p.seq].segment);
+        assert_int_equal(p.file, pos[p.seq].file);
         assert_int_equal(p.offset, pos[p.seq].offset);
     }
     wm_log_iter_close(it);
@@ -533,14 +533,14 @@ static void test_second_open_is_busy(void **state)
 
 /* ---- recovery --------------------------------------------------------- */
 
-/* Writes 1..n (rolling at seg bytes), closes, returns the last segment path. */
+/* Writes 1..n (rolling at seg bytes), closes, returns the last file path. */
 static void make_log(const char *dir, uint64_t n, uint64_t seg, char *last, size_t lastsz)
 {
     wm_log_t *log = open_log(dir, WM_FSYNC_ALWAYS, seg);
     append_n(log, n, NULL);
     sync_ok(log);
     wm_log_close(log);
-    last_segment(dir, last, lastsz);
+    last_file(dir, last, lastsz);
 }
 
 /* Reopens and checks: records 1..keep intact, `cut` bytes truncated, and
@@ -548,7 +548,7 @@ static void make_log(const char *dir, uint64_t n, uint64_t seg, char *last, size
 static void reopen_expect(const char *dir, uint64_t seg, uint64_t keep, uint64_t cut)
 {
     char last[600];
-    last_segment(dir, last, sizeof last);
+    last_file(dir, last, sizeof last);
     off_t before = file_size(last);
     wm_log_t *log = open_log(dir, WM_FSYNC_ALWAYS, seg);
     wm_log_stats_t st;
@@ -642,9 +642,9 @@ static void test_out_of_sequence_frame(void **state)
     reopen_expect(fx->dir, 0, 30, sizeof f);
 }
 
-/* The last segment lost everything (crash right after a roll): the log goes
+/* The last file lost everything (crash right after a roll): the log goes
  * on from the sequence its name promises. */
-static void test_torn_whole_last_segment(void **state)
+static void test_torn_whole_last_file(void **state)
 {
     fixture_t *fx = *state;
     char last[600];
@@ -657,7 +657,7 @@ static void test_torn_whole_last_segment(void **state)
     reopen_expect(fx->dir, 8192, first - 1, 11);
 }
 
-static void test_corrupt_sealed_segment_refuses_open(void **state)
+static void test_corrupt_sealed_file_refuses_open(void **state)
 {
     fixture_t *fx = *state;
     char last[600], first[600];
@@ -665,11 +665,11 @@ static void test_corrupt_sealed_segment_refuses_open(void **state)
     snprintf(first, sizeof first, "%s/%020d.seg", fx->dir, 1);
     off_t size_first = file_size(first), size_last = file_size(last);
     flip_byte(first, 0);
-    wm_log_opts_t o = {.dir = fx->dir, .segment_bytes = 8192};
+    wm_log_opts_t o = {.dir = fx->dir, .file_bytes = 8192};
     wm_log_t *log = NULL;
     assert_int_equal(wm_log_open(&o, &log), WM_ECORRUPT);
     assert_null(log);
-    /* Nothing was cut: a sealed segment needs a human, not a truncate. */
+    /* Nothing was cut: a sealed file needs a human, not a truncate. */
     assert_int_equal(file_size(first), size_first);
     assert_int_equal(file_size(last), size_last);
 }
@@ -681,7 +681,7 @@ static void test_oom_during_open_and_iter(void **state)
     make_log(fx->dir, 500, 4096, last, sizeof last);
     int ok = 0;
     for (long n = 0; n < 200 && !ok; n++) {
-        wm_log_opts_t o = {.dir = fx->dir, .segment_bytes = 4096};
+        wm_log_opts_t o = {.dir = fx->dir, .file_bytes = 4096};
         wm_log_t *log = NULL;
         wm_alloc_fail_after(n);
         int rc = wm_log_open(&o, &log);
@@ -754,7 +754,7 @@ static void test_injected_fsync_error_is_sticky(void **state)
     wm_log_close(log);
 }
 
-/* A fault while sealing a segment on roll (fdatasync of the full segment,
+/* A fault while sealing a file on roll (fdatasync of the full file,
  * in the modes that promise durability) fails the append that triggered
  * the roll. */
 static void test_fsync_error_on_roll(void **state)
@@ -777,7 +777,7 @@ static void test_fsync_error_on_roll(void **state)
     expect_failed_state(log, 5);
     wm_log_stats_t st;
     wm_log_stats(log, &st);
-    assert_int_equal(st.segments, 1);
+    assert_int_equal(st.files, 1);
     wm_log_close(log);
 }
 
@@ -794,7 +794,7 @@ static void test_never_mode_roll_does_not_fsync(void **state)
     sync_ok(log);
     wm_log_stats_t st;
     wm_log_stats(log, &st);
-    assert_true(st.segments > 3);
+    assert_true(st.files > 3);
     assert_int_equal(st.syncs, 0);
     wm_log_close(log);
     log = open_log(fx->dir, WM_FSYNC_NEVER, 4096);
@@ -812,7 +812,7 @@ static void test_real_short_write_then_efbig(void **state)
     append_n(log, 10, NULL);
     sync_ok(log);
     char last[600];
-    last_segment(fx->dir, last, sizeof last);
+    last_file(fx->dir, last, sizeof last);
     off_t size = file_size(last);
 
     struct rlimit old, lim;
@@ -916,8 +916,8 @@ int main(void)
         T(test_flipped_byte_in_last_frame),
         T(test_flipped_length_in_last_frame),
         T(test_out_of_sequence_frame),
-        T(test_torn_whole_last_segment),
-        T(test_corrupt_sealed_segment_refuses_open),
+        T(test_torn_whole_last_file),
+        T(test_corrupt_sealed_file_refuses_open),
         T(test_oom_during_open_and_iter),
         T(test_injected_write_error_is_sticky),
         T(test_injected_fsync_error_is_sticky),

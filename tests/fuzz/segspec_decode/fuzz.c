@@ -15,13 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > (1u << 20))
         return 0;
-    wm_segment_kind_t kind = (wm_segment_kind_t)(data[0] % 7);
+    wm_segspec_kind_t kind = (wm_segspec_kind_t)(data[0] % 7);
     wm_arena_t a;
     wm_arena_init(&a, 0);
     wm_rec_ctx_t ctx = {.project = "seg", .receive_time_ms = 1700000000000};
     wm_batch_t b;
     char msg[256];
-    if (wm_segment_decode(&a, kind, (const char *)data + 1, size - 1, &ctx, &b, msg, sizeof msg) == 0) {
+    if (wm_segspec_decode(&a, kind, (const char *)data + 1, size - 1, &ctx, &b, msg, sizeof msg) == 0) {
         for (uint32_t i = 0; i < b.n; i++) {
             if (b.errors[i].code)
                 continue;

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "catalog.h"
+#include "store/catalog.h"
 #include "engine_internal.h"
 #include "partition.h"
 #include "waymark/alloc.h"

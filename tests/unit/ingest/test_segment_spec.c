@@ -33,11 +33,11 @@ static int teardown(void **state)
     return 0;
 }
 
-static const wm_record_t *one(wm_segment_kind_t kind, const char *body)
+static const wm_record_t *one(wm_segspec_kind_t kind, const char *body)
 {
     static wm_batch_t b;
     char msg[256];
-    int rc = wm_segment_decode(&arena, kind, body, strlen(body), &ctx, &b, msg, sizeof msg);
+    int rc = wm_segspec_decode(&arena, kind, body, strlen(body), &ctx, &b, msg, sizeof msg);
     if (rc)
         fail_msg("rc=%d %s", rc, msg);
     assert_int_equal(b.n, 1);
@@ -54,7 +54,7 @@ static const char *pstr(const wm_record_t *r, const char *k)
 static void test_track(void **state)
 {
     (void)state;
-    const wm_record_t *r = one(WM_SEG_TRACK,
+    const wm_record_t *r = one(WM_SEGSPEC_TRACK,
         "{\"userId\":\"u1\",\"anonymousId\":\"a1\",\"event\":\"Order Completed\",\"messageId\":\"m-1\","
         "\"timestamp\":\"2023-11-14T22:13:20.000Z\",\"properties\":{\"order id\":\"o9\",\"total.usd\":9.5,"
         "\"1st\":true,\"id\":\"x\",\"address\":{\"city\":\"SZ\",\"geo\":{\"lat\":1}},\"items\":[\"a\",{\"b\":2}]},"
@@ -95,16 +95,16 @@ static void test_time_rules(void **state)
 {
     (void)state;
     /* sentAt 5 s after timestamp -> 5 s before receipt */
-    const wm_record_t *r = one(WM_SEG_TRACK,
+    const wm_record_t *r = one(WM_SEGSPEC_TRACK,
         "{\"anonymousId\":\"a1\",\"event\":\"E\",\"timestamp\":\"2023-11-14T22:13:20Z\","
         "\"sentAt\":\"2023-11-14T22:13:25+00:00\"}");
     assert_int_equal(r->time_ms, 1700000005000);
     assert_string_equal(r->distinct_id, "a1");
     assert_null(r->login_id);
     assert_false(r->is_login_id);
-    r = one(WM_SEG_TRACK, "{\"anonymousId\":\"a1\",\"event\":\"E\"}");
+    r = one(WM_SEGSPEC_TRACK, "{\"anonymousId\":\"a1\",\"event\":\"E\"}");
     assert_int_equal(r->time_ms, 1700000010000);
-    r = one(WM_SEG_TRACK, "{\"userId\":42,\"event\":\"E\",\"originalTimestamp\":\"2023-11-15T06:13:20+0800\"}");
+    r = one(WM_SEGSPEC_TRACK, "{\"userId\":42,\"event\":\"E\",\"originalTimestamp\":\"2023-11-15T06:13:20+0800\"}");
     assert_int_equal(r->time_ms, 1700000000000);
     assert_string_equal(r->distinct_id, "42");
     assert_null(r->anonymous_id);
@@ -113,7 +113,7 @@ static void test_time_rules(void **state)
 static void test_identify_group(void **state)
 {
     (void)state;
-    const wm_record_t *r = one(WM_SEG_IDENTIFY,
+    const wm_record_t *r = one(WM_SEGSPEC_IDENTIFY,
         "{\"userId\":\"u1\",\"traits\":{\"email\":\"a@b.c\",\"first-name\":\"Li\",\"plan\":{\"tier\":\"gold\"}}}");
     assert_int_equal(r->type, WM_REC_PROFILE_SET);
     assert_string_equal(r->distinct_id, "u1");
@@ -121,7 +121,7 @@ static void test_identify_group(void **state)
     assert_string_equal(pstr(r, "first_name"), "Li");
     assert_string_equal(pstr(r, "plan_tier"), "gold");
     assert_null(wm_json_get(r->properties, "$ip"));
-    r = one(WM_SEG_GROUP, "{\"userId\":\"u1\",\"groupId\":\"g7\",\"traits\":{\"name\":\"ACME\",\"size\":50}}");
+    r = one(WM_SEGSPEC_GROUP, "{\"userId\":\"u1\",\"groupId\":\"g7\",\"traits\":{\"name\":\"ACME\",\"size\":50}}");
     assert_int_equal(r->type, WM_REC_PROFILE_SET);
     assert_string_equal(pstr(r, "group_id"), "g7");
     assert_string_equal(pstr(r, "group_name"), "ACME");
@@ -131,7 +131,7 @@ static void test_identify_group(void **state)
 static void test_page_screen_alias(void **state)
 {
     (void)state;
-    const wm_record_t *r = one(WM_SEG_PAGE,
+    const wm_record_t *r = one(WM_SEGSPEC_PAGE,
         "{\"anonymousId\":\"a1\",\"name\":\"Home\",\"category\":\"Docs\",\"properties\":{\"title\":\"Welcome\"},"
         "\"context\":{\"page\":{\"url\":\"https://x.cn/a?b=1\",\"path\":\"/a\",\"referrer\":\"https://r.cn/\","
         "\"title\":\"ctx title\"}}}");
@@ -142,11 +142,11 @@ static void test_page_screen_alias(void **state)
     assert_string_equal(pstr(r, "$title"), "Welcome");
     assert_string_equal(pstr(r, "name"), "Home");
     assert_string_equal(pstr(r, "category"), "Docs");
-    r = one(WM_SEG_SCREEN, "{\"userId\":\"u1\",\"name\":\"Fund Detail\",\"properties\":{\"fund\":\"F1\"}}");
+    r = one(WM_SEGSPEC_SCREEN, "{\"userId\":\"u1\",\"name\":\"Fund Detail\",\"properties\":{\"fund\":\"F1\"}}");
     assert_string_equal(r->event, "$AppViewScreen");
     assert_string_equal(pstr(r, "$screen_name"), "Fund Detail");
     assert_string_equal(pstr(r, "fund"), "F1");
-    r = one(WM_SEG_ALIAS, "{\"userId\":\"u1\",\"previousId\":\"a1\"}");
+    r = one(WM_SEGSPEC_ALIAS, "{\"userId\":\"u1\",\"previousId\":\"a1\"}");
     assert_int_equal(r->type, WM_REC_TRACK_SIGNUP);
     assert_string_equal(r->event, "$SignUp");
     assert_string_equal(r->distinct_id, "u1");
@@ -167,7 +167,7 @@ static void test_batch_with_bad_message(void **state)
         "\"sentAt\":\"2023-11-14T22:13:20Z\"}";
     wm_batch_t b;
     char msg[256];
-    assert_int_equal(wm_segment_decode(&arena, WM_SEG_BATCH, body, strlen(body), &ctx, &b, msg, sizeof msg), 0);
+    assert_int_equal(wm_segspec_decode(&arena, WM_SEGSPEC_BATCH, body, strlen(body), &ctx, &b, msg, sizeof msg), 0);
     assert_int_equal(b.n, 6);
     assert_int_equal(b.n_ok, 2);
     assert_null(b.errors[0].code);
@@ -191,7 +191,7 @@ static void test_limits_and_parse(void **state)
     static char big[40000];
     memset(big, ' ', sizeof big - 1);
     memcpy(big, "{\"userId\":\"u\",\"event\":\"E\"}", 26);
-    assert_int_equal(wm_segment_decode(&arena, WM_SEG_TRACK, big, strlen(big), &ctx, &b, msg, sizeof msg), WM_ELIMIT);
+    assert_int_equal(wm_segspec_decode(&arena, WM_SEGSPEC_TRACK, big, strlen(big), &ctx, &b, msg, sizeof msg), WM_ELIMIT);
     /* a message over 32 KB inside a batch fails alone */
     wm_buf_t body;
     wm_buf_init(&body, 0);
@@ -199,16 +199,16 @@ static void test_limits_and_parse(void **state)
     for (int i = 0; i < 34000; i++)
         wm_buf_putc(&body, 'x');
     wm_buf_puts(&body, "\"}},{\"type\":\"track\",\"userId\":\"u\",\"event\":\"F\"}]}");
-    assert_int_equal(wm_segment_decode(&arena, WM_SEG_BATCH, body.data, body.len, &ctx, &b, msg, sizeof msg), 0);
+    assert_int_equal(wm_segspec_decode(&arena, WM_SEGSPEC_BATCH, body.data, body.len, &ctx, &b, msg, sizeof msg), 0);
     assert_int_equal(b.n, 2);
     assert_string_equal(b.errors[0].code, "too_long");
     assert_null(b.errors[1].code);
     wm_buf_release(&body);
-    assert_int_equal(wm_segment_decode(&arena, WM_SEG_BATCH, "{\"batch\":{}}", 12, &ctx, &b, msg, sizeof msg), WM_EPARSE);
-    assert_int_equal(wm_segment_decode(&arena, WM_SEG_TRACK, "{\"a\":", 5, &ctx, &b, msg, sizeof msg), WM_EPARSE);
-    assert_int_equal(wm_segment_kind_parse("identify"), WM_SEG_IDENTIFY);
-    assert_int_equal(wm_segment_kind_parse("batch"), WM_SEG_BATCH);
-    assert_int_equal(wm_segment_kind_parse("nope"), -1);
+    assert_int_equal(wm_segspec_decode(&arena, WM_SEGSPEC_BATCH, "{\"batch\":{}}", 12, &ctx, &b, msg, sizeof msg), WM_EPARSE);
+    assert_int_equal(wm_segspec_decode(&arena, WM_SEGSPEC_TRACK, "{\"a\":", 5, &ctx, &b, msg, sizeof msg), WM_EPARSE);
+    assert_int_equal(wm_segspec_kind_parse("identify"), WM_SEGSPEC_IDENTIFY);
+    assert_int_equal(wm_segspec_kind_parse("batch"), WM_SEGSPEC_BATCH);
+    assert_int_equal(wm_segspec_kind_parse("nope"), -1);
 }
 
 int main(void)

@@ -1,18 +1,18 @@
 /*
- * engine_internal.h - internal to src/store/: the engine's state, shared by
+ * engine_internal.h - internal to src/engine/: the engine's state, shared by
  * engine.c (ingest, identity, 360) and engine_journey.c (journeys, delivery,
  * clock, scheduler).
  */
-#ifndef WAYMARK_STORE_ENGINE_INTERNAL_H
-#define WAYMARK_STORE_ENGINE_INTERNAL_H
+#ifndef WAYMARK_ENGINE_INTERNAL_H
+#define WAYMARK_ENGINE_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../journey/runtime.h"
-#include "catalog.h"
+#include "journey/runtime.h"
+#include "store/catalog.h"
 #include "partition.h"
 #include "waymark/dispatch.h"
 #include "waymark/engine.h"

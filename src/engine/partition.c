@@ -274,7 +274,7 @@ static int apply_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_log_
     wm_put_be64(kb, h->user_id);
     wm_put_be64(kb + 8, (uint64_t)h->time_ms ^ (1ull << 63));
     wm_put_be64(kb + 16, pos->seq);
-    memcpy(vb, &pos->segment, 4);
+    memcpy(vb, &pos->file, 4);
     memcpy(vb + 4, &pos->offset, 8);
     MDB_val k = {sizeof kb, kb}, v = {sizeof vb, vb};
     return mdb_put(ac->txn, ac->p->dbi_events, &k, &v, 0) ? WM_EIO : 0;
@@ -958,7 +958,7 @@ int wm__part_user_events(wm_part_t *p, uint64_t user_id, uint32_t limit, wm_even
         r->time_ms = (int64_t)(wm_get_be64(kp + 8) ^ (1ull << 63));
         r->seq = wm_get_be64(kp + 16);
         r->pos.seq = r->seq;
-        memcpy(&r->pos.segment, v.mv_data, 4);
+        memcpy(&r->pos.file, v.mv_data, 4);
         memcpy(&r->pos.offset, (const char *)v.mv_data + 4, 8);
         r->part = p;
         got++;

@@ -2,8 +2,8 @@
  * partition.h - internal: one partition = one log + one LMDB state env +
  * one writer thread. See partition.c for the writer's state machine.
  */
-#ifndef WAYMARK_STORE_PARTITION_H
-#define WAYMARK_STORE_PARTITION_H
+#ifndef WAYMARK_ENGINE_PARTITION_H
+#define WAYMARK_ENGINE_PARTITION_H
 
 #include <lmdb.h>
 #include <pthread.h>
@@ -11,32 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../journey/runtime.h"
+#include "journey/runtime.h"
+#include "store/payload.h"
 #include "waymark/buf.h"
 #include "waymark/log.h"
 
-/* Log payload header (little-endian), followed by the canonical record JSON. */
-#define WM_PAYLOAD_RECORD 1
-#define WM_PAYLOAD_MERGE 2
-#define WM_PFLAG_USER_CREATED 0x01
-#define WM_PFLAG_OPQ 0x02           /* produced by the journey runtime's op queue; from_hw = op key */
-#define WM_PFLAG_BOOKKEEPING 0x04   /* operational event: indexed, but drives no journey */
-#define WM_PFLAG_CONSENT 0x08       /* an Unsubscribe event: the runtime sees it even with
-                                     * no journey published */
-#define WM_PAYLOAD_COMMAND 3        /* JSON {"cmd":...} for the journey runtime */
-
-typedef struct wm_payload_hdr {
-    uint8_t kind;           /* WM_PAYLOAD_* */
-    uint8_t rec_type;       /* wm_rec_type_t for records */
-    uint8_t flags;          /* WM_PFLAG_* */
-    uint8_t reserved;
-    uint32_t from_part;     /* merge: partition of the merged-away user */
-    uint64_t user_id;       /* record's user; merge: surviving user */
-    int64_t time_ms;
-    uint64_t dedup;         /* dedup hash or 0 */
-    uint64_t from_user;     /* merge: user folded in */
-    uint64_t from_hw;       /* merge: from_part's last seq routed before the merge */
-} wm_payload_hdr_t;
 
 /* A submit waiting for its records to become durable. */
 typedef struct wm_waiter {

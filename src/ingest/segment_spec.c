@@ -22,12 +22,12 @@
 #include "waymark/error.h"
 #include "waymark/limits.h"
 
-int wm_segment_kind_parse(const char *s)
+int wm_segspec_kind_parse(const char *s)
 {
     static const struct { const char *name; int kind; } kinds[] = {
-        {"batch", WM_SEG_BATCH},       {"import", WM_SEG_BATCH},   {"track", WM_SEG_TRACK},
-        {"identify", WM_SEG_IDENTIFY}, {"alias", WM_SEG_ALIAS},    {"page", WM_SEG_PAGE},
-        {"screen", WM_SEG_SCREEN},     {"group", WM_SEG_GROUP},
+        {"batch", WM_SEGSPEC_BATCH},       {"import", WM_SEGSPEC_BATCH},   {"track", WM_SEGSPEC_TRACK},
+        {"identify", WM_SEGSPEC_IDENTIFY}, {"alias", WM_SEGSPEC_ALIAS},    {"page", WM_SEGSPEC_PAGE},
+        {"screen", WM_SEGSPEC_SCREEN},     {"group", WM_SEGSPEC_GROUP},
     };
     for (size_t i = 0; s && i < sizeof kinds / sizeof kinds[0]; i++)
         if (strcmp(s, kinds[i].name) == 0)
@@ -356,39 +356,39 @@ static int put_identity(seg_t *s, objb_t *rec, wm_rec_type_t type)
     return 0;
 }
 
-static int event_props(seg_t *s, wm_segment_kind_t kind, objb_t *rec, objb_t *p)
+static int event_props(seg_t *s, wm_segspec_kind_t kind, objb_t *rec, objb_t *p)
 {
     const wm_json_t *m = s->msg;
     const char *event = NULL;
-    if (kind == WM_SEG_TRACK) {
+    if (kind == WM_SEGSPEC_TRACK) {
         const wm_json_t *e = wm_json_get(m, "event");
         if (!e || e->type != WM_JSON_STRING || e->len == 0)
             return seg_fail(s, WM_REC_ERR_MISSING_FIELD, "event", "a track call needs an event name");
         if (!(event = rewrite_name(s->a, "", e->u.str, e->len)))
             return WM_ENOMEM;
     } else {
-        event = kind == WM_SEG_PAGE ? "$pageview" : "$AppViewScreen";
+        event = kind == WM_SEGSPEC_PAGE ? "$pageview" : "$AppViewScreen";
     }
     if (put_str(s, rec, "event", event) || put_context(s, p) || put_lib(s, rec, p))
         return WM_ENOMEM;
-    if (kind == WM_SEG_PAGE && put_page(s, p))
+    if (kind == WM_SEGSPEC_PAGE && put_page(s, p))
         return WM_ENOMEM;
-    if (kind == WM_SEG_SCREEN && put_scalar(s, p, "$screen_name", m, "name"))
+    if (kind == WM_SEGSPEC_SCREEN && put_scalar(s, p, "$screen_name", m, "name"))
         return WM_ENOMEM;
-    if (kind != WM_SEG_TRACK &&
+    if (kind != WM_SEGSPEC_TRACK &&
         (put_scalar(s, p, "name", m, "name") || put_scalar(s, p, "category", m, "category")))
         return WM_ENOMEM;
     return map_props(s, p, wm_json_get(m, "properties"), "");
 }
 
-static int profile_props(seg_t *s, wm_segment_kind_t kind, objb_t *rec, objb_t *p)
+static int profile_props(seg_t *s, wm_segspec_kind_t kind, objb_t *rec, objb_t *p)
 {
     const wm_json_t *traits = wm_json_get(s->msg, "traits");
-    if (!traits && kind == WM_SEG_IDENTIFY)
+    if (!traits && kind == WM_SEGSPEC_IDENTIFY)
         traits = ctx_obj(s, "traits");
     if (put_lib(s, rec, NULL))
         return WM_ENOMEM;
-    if (kind == WM_SEG_IDENTIFY)
+    if (kind == WM_SEGSPEC_IDENTIFY)
         return map_props(s, p, traits, "");
     const char *gid = id_of(s, "groupId");
     if (!gid)
@@ -398,18 +398,18 @@ static int profile_props(seg_t *s, wm_segment_kind_t kind, objb_t *rec, objb_t *
     return map_props(s, p, traits, "group_");
 }
 
-static wm_rec_type_t rec_type_of(wm_segment_kind_t kind)
+static wm_rec_type_t rec_type_of(wm_segspec_kind_t kind)
 {
     switch (kind) {
-    case WM_SEG_IDENTIFY:
-    case WM_SEG_GROUP: return WM_REC_PROFILE_SET;
-    case WM_SEG_ALIAS: return WM_REC_TRACK_SIGNUP;
+    case WM_SEGSPEC_IDENTIFY:
+    case WM_SEGSPEC_GROUP: return WM_REC_PROFILE_SET;
+    case WM_SEGSPEC_ALIAS: return WM_REC_TRACK_SIGNUP;
     default: return WM_REC_TRACK;
     }
 }
 
 /* Maps one message to a Sensors object in *out; record errors go to s->err. */
-static int map_message(seg_t *s, wm_segment_kind_t kind, wm_json_t **out)
+static int map_message(seg_t *s, wm_segspec_kind_t kind, wm_json_t **out)
 {
     wm_rec_type_t type = rec_type_of(kind);
     objb_t rec, props;
@@ -454,17 +454,17 @@ static size_t approx_size(const wm_json_t *v)
     }
 }
 
-static int kind_of_item(const wm_json_t *m, wm_segment_kind_t *kind)
+static int kind_of_item(const wm_json_t *m, wm_segspec_kind_t *kind)
 {
     const wm_json_t *t = wm_json_get(m, "type");
-    int k = wm_json_str(t) ? wm_segment_kind_parse(t->u.str) : -1;
-    if (k < 0 || k == WM_SEG_BATCH)
+    int k = wm_json_str(t) ? wm_segspec_kind_parse(t->u.str) : -1;
+    if (k < 0 || k == WM_SEGSPEC_BATCH)
         return -1;
-    *kind = (wm_segment_kind_t)k;
+    *kind = (wm_segspec_kind_t)k;
     return 0;
 }
 
-static int decode_one(seg_t *s, wm_segment_kind_t kind, wm_record_t *r)
+static int decode_one(seg_t *s, wm_segspec_kind_t kind, wm_record_t *r)
 {
     memset(r, 0, sizeof *r);
     s->err->code = NULL;
@@ -473,7 +473,7 @@ static int decode_one(seg_t *s, wm_segment_kind_t kind, wm_record_t *r)
     if (approx_size(s->msg) > WM_SEGMENT_MESSAGE_MAX)
         return seg_fail(s, WM_REC_ERR_TOO_LONG, "", "the message exceeds Segment's %u byte limit",
                         WM_SEGMENT_MESSAGE_MAX);
-    if (kind == WM_SEG_BATCH && kind_of_item(s->msg, &kind))
+    if (kind == WM_SEGSPEC_BATCH && kind_of_item(s->msg, &kind))
         return seg_fail(s, WM_REC_ERR_UNKNOWN_TYPE, "type",
                         "the message type must be track, identify, page, screen, group or alias");
     const wm_json_t *c = wm_json_get(s->msg, "context");
@@ -503,16 +503,16 @@ static int alloc_batch(wm_arena_t *a, wm_batch_t *out, uint32_t n)
     return out->records && out->errors ? 0 : WM_ENOMEM;
 }
 
-int wm_segment_decode(wm_arena_t *a, wm_segment_kind_t kind, const char *body, size_t len,
+int wm_segspec_decode(wm_arena_t *a, wm_segspec_kind_t kind, const char *body, size_t len,
                       const wm_rec_ctx_t *ctx, wm_batch_t *out, char *errmsg, size_t errmsg_len)
 {
     static const wm_rec_ctx_t no_ctx;
     memset(out, 0, sizeof *out);
     if (errmsg && errmsg_len)
         errmsg[0] = '\0';
-    if (len > (kind == WM_SEG_BATCH ? WM_SEGMENT_BATCH_MAX : WM_SEGMENT_MESSAGE_MAX))
+    if (len > (kind == WM_SEGSPEC_BATCH ? WM_SEGMENT_BATCH_MAX : WM_SEGMENT_MESSAGE_MAX))
         return fail_msg(errmsg, errmsg_len, WM_ELIMIT,
-                        kind == WM_SEG_BATCH ? "a Segment batch is limited to 500 KB"
+                        kind == WM_SEGSPEC_BATCH ? "a Segment batch is limited to 500 KB"
                                              : "a Segment message is limited to 32 KB");
     wm_rec_ctx_t c = ctx ? *ctx : no_ctx;
     c.stored = false;
@@ -527,7 +527,7 @@ int wm_segment_decode(wm_arena_t *a, wm_segment_kind_t kind, const char *body, s
     seg_t s = {.a = a, .ctx = &c};
     const wm_json_t *first = root;
     uint32_t n = 1;
-    if (kind == WM_SEG_BATCH) {
+    if (kind == WM_SEGSPEC_BATCH) {
         const wm_json_t *batch = wm_json_get(root, "batch");
         if (!batch || batch->type != WM_JSON_ARRAY)
             return fail_msg(errmsg, errmsg_len, WM_EPARSE, "the body has no \"batch\" array");
@@ -544,8 +544,8 @@ int wm_segment_decode(wm_arena_t *a, wm_segment_kind_t kind, const char *body, s
     for (uint32_t i = 0; i < n; i++, m = m->next) {
         s.msg = m;
         s.err = &out->errors[i];
-        s.context = kind == WM_SEG_BATCH && bctx && bctx->type == WM_JSON_OBJECT ? bctx : NULL;
-        s.sent_at = kind == WM_SEG_BATCH && bsent && bsent->type != WM_JSON_NULL ? bsent : NULL;
+        s.context = kind == WM_SEGSPEC_BATCH && bctx && bctx->type == WM_JSON_OBJECT ? bctx : NULL;
+        s.sent_at = kind == WM_SEGSPEC_BATCH && bsent && bsent->type != WM_JSON_NULL ? bsent : NULL;
         rc = decode_one(&s, kind, &out->records[i]);
         if (rc == WM_ENOMEM)
             return rc;
