@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "waymark/arena.h"
 #include "waymark/json.h"
 
 typedef struct wm_cond wm_cond_t;
@@ -114,6 +115,25 @@ int wm_cond_eval(const wm_cond_t *c, const wm_cond_env_t *env, bool *result);
 /* The local day number (days since 1970-01-01 in the user's zone) of an
  * instant: what from_day/to_day and wm_buckets_add's day mean. */
 int32_t wm_cond_day(int64_t utc_ms, int tz_offset_min);
+
+/* What a condition reads, so a runtime re-evaluates it only when one of its
+ * inputs changed. Names point into c (valid while c lives); the arrays are
+ * allocated in a. */
+typedef struct wm_cond_deps {
+    bool profile;               /* profile properties (also references and item keys) */
+    bool event;                 /* the current event's properties ("prop", "trigger") */
+    bool clock;                 /* may change with time alone: relative did/sequence
+                                 * windows, within_last, relative before/after */
+    bool items;                 /* item lookups */
+    const char **events;        /* event names of did / sequence clauses */
+    uint32_t n_events;
+    const char **tags;          /* {"tag": name} */
+    uint32_t n_tags;
+    const char **segments;      /* {"in_segment": name} */
+    uint32_t n_segments;
+} wm_cond_deps_t;
+/* Fills *out (NULL c = reads nothing). Returns 0, WM_EINVAL, WM_ENOMEM. */
+int wm_cond_deps(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *out);
 
 /* The counter specs this condition needs (valid while c lives). */
 void wm_cond_counters(const wm_cond_t *c, const wm_counter_spec_t **specs, uint32_t *n);

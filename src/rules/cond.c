@@ -992,3 +992,85 @@ void wm_cond_counters(const wm_cond_t *c, const wm_counter_spec_t **specs, uint3
     if (n)
         *n = c ? c->n_specs : 0;
 }
+
+/* ---- inputs ---- */
+
+static int deps_add(wm_arena_t *a, const char ***list, uint32_t *n, const char *name)
+{
+    if (!name)
+        return 0;
+    for (uint32_t i = 0; i < *n; i++)
+        if (!strcmp((*list)[i], name))
+            return 0;
+    /* arrays grow by doubling inside the arena (old copies are left there) */
+    if ((*n & (*n - 1)) == 0) {
+        uint32_t cap = *n ? *n * 2 : 4;
+        const char **grown = wm_arena_alloc(a, cap * sizeof *grown);
+        if (!grown)
+            return WM_ENOMEM;
+        if (*n)
+            memcpy(grown, *list, *n * sizeof *grown);
+        *list = grown;
+    }
+    (*list)[(*n)++] = name;
+    return 0;
+}
+
+static int deps_walk(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *d, bool in_where)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < c->n_nodes && !rc; i++) {
+        const cnode_t *n = &c->nodes[i];
+        switch (n->kind) {
+        case N_PRED:
+            if (n->src == S_PROFILE || n->ref_src == S_PROFILE ||
+                (n->src == S_ITEM && n->item_from == S_PROFILE))
+                d->profile = true;
+            if (!in_where && (n->src == S_PROP || n->ref_src == S_PROP ||
+                              (n->src == S_ITEM && n->item_from == S_PROP)))
+                d->event = true;
+            if (n->src == S_TRIGGER || n->ref_src == S_TRIGGER)
+                d->event = true;
+            if (n->src == S_ITEM)
+                d->items = true;
+            if (n->op == OP_WITHIN_LAST || ((n->op == OP_BEFORE || n->op == OP_AFTER) && n->relative))
+                d->clock = true;
+            if (n->src == S_TAG)
+                rc = deps_add(a, &d->tags, &d->n_tags, n->name);
+            break;
+        case N_SEGMENT:
+            rc = deps_add(a, &d->segments, &d->n_segments, n->name);
+            break;
+        case N_DID: {
+            const did_t *dd = &c->dids[n->aux];
+            if (dd->days > 0)
+                d->clock = true;
+            if (dd->scan)
+                d->event = true;
+            rc = deps_add(a, &d->events, &d->n_events, c->specs[dd->spec].event);
+            break;
+        }
+        case N_SEQ: {
+            const seq_t *s = &c->seqs[n->aux];
+            if (s->within_ms > 0)
+                d->clock = true;
+            for (uint32_t k = 0; k < s->n && !rc; k++)
+                rc = deps_add(a, &d->events, &d->n_events, s->event[k]);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < c->n_subs && !rc; i++)
+        rc = deps_walk(c->subs[i], a, d, true);
+    return rc;
+}
+
+int wm_cond_deps(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *out)
+{
+    if (!out || !a)
+        return WM_EINVAL;
+    memset(out, 0, sizeof *out);
+    return c ? deps_walk(c, a, out, false) : 0;
+}
