@@ -176,4 +176,68 @@ const char *wm_segment_kind_name(wm_segment_kind_t k);
 /* Appends {"valid":bool,"errors":[{"path","message"}]} for n errors. */
 void wm_aud_errors_json(const wm_aud_error_t *errs, uint32_t n, wm_buf_t *out);
 
+/* ---- product recommendations (seed 004) ---- */
+
+/* Risk level of "C3" / "R3" / "3" / 3 -> 3 (1..5); 0 when not a level. */
+int wm_risk_level(const wm_json_t *v);
+
+/* A candidate product. */
+typedef struct wm_rec_item {
+    const char *id;
+    const char *name;           /* display name (fund_name), or NULL */
+    const char *category;       /* e.g. fund_type, or NULL */
+    int risk;                   /* 1..5 (R1..R5); 0 = unknown: never recommended */
+    uint64_t buyers;            /* popularity: customers who bought it */
+} wm_rec_item_t;
+
+/* One view of a product by the customer (newest first in the input). */
+typedef struct wm_rec_view {
+    const char *id;
+    int64_t time_ms;
+} wm_rec_view_t;
+
+/* Co-purchase: `count` customers who bought `from` also bought `to`. */
+typedef struct wm_rec_co {
+    const char *from, *to;
+    uint64_t count;
+} wm_rec_co_t;
+
+typedef struct wm_rec_input {
+    const wm_rec_item_t *items;
+    uint32_t n_items;
+    const wm_rec_view_t *views;     /* the customer's recent views, newest first */
+    uint32_t n_views;
+    const char *const *held;        /* products the customer holds or bought */
+    uint32_t n_held;
+    const wm_rec_co_t *co;          /* co-purchases from the customer's held products */
+    uint32_t n_co;
+    int user_risk;                  /* 1..5 (C1..C5); 0 = unknown: nothing is recommended */
+    bool include_held;              /* held products may be recommended again */
+    uint32_t n;                     /* how many to return (<= WM_REC_MAX) */
+    int64_t now_ms;
+} wm_rec_input_t;
+
+#define WM_REC_MAX 50
+
+typedef struct wm_rec_result {
+    const char *id;                 /* point into the input's items */
+    const char *name;
+    const char *category;
+    int risk;
+    double score;
+    const char *reason_code;        /* "viewed" | "same_category" | "co_purchase" | "popular" */
+    char reason[200];               /* the strongest reason, in words */
+} wm_rec_result_t;
+
+/*
+ * Ranks the candidates for one customer: products the customer viewed (more
+ * and more recent views score higher), products of the categories viewed,
+ * products bought by customers who bought what this customer holds, and
+ * popularity; never a product above the customer's risk level (item risk <=
+ * user risk, both known), never a held product unless include_held. Ties
+ * break by id, so the answer is deterministic. out has room for in->n.
+ * Returns 0 with *n_out results, or WM_EINVAL.
+ */
+int wm_recommend(const wm_rec_input_t *in, wm_rec_result_t *out, uint32_t *n_out);
+
 #endif
