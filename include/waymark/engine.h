@@ -163,6 +163,58 @@ int wm_engine_leads_json(wm_engine_t *e, const char *project, const char *queue,
                          const char *status, uint32_t limit, const char *role, wm_buf_t *out);
 int wm_engine_lead_json(wm_engine_t *e, const char *id, const char *role, wm_buf_t *out);
 
+/* ---- audience: tags and segments (engine_audience.c; docs/tags.md, docs/segments.md) ---- */
+
+/* kind is "tag" or "segment" in these. Validation appends
+ * {"valid":bool,"errors":[{"path","message"}]}; references to tags and
+ * segments are checked against the project's definitions. */
+int wm_engine_aud_validate(wm_engine_t *e, const char *kind, const char *project, const char *json,
+                           size_t len, bool *valid, wm_buf_t *out);
+/* Creates or replaces the draft (key from the body; key, when given, must match). */
+int wm_engine_aud_save(wm_engine_t *e, const char *kind, const char *project, const char *key,
+                       const char *json, size_t len, bool *valid, wm_buf_t *out);
+/* {key,id,status,version,updated_ms,computed?,count? (segments),definition}. WM_ENOTFOUND. */
+int wm_engine_aud_json(wm_engine_t *e, const char *kind, const char *project, const char *key, wm_buf_t *out);
+int wm_engine_aud_list_json(wm_engine_t *e, const char *kind, const char *project, wm_buf_t *out);
+/* Publishes the draft as a new version; every partition then computes it
+ * for its customers in the background ("computed" turns true). WM_EINVAL
+ * (errors appended) when it reads an unpublished tag or segment. */
+int wm_engine_aud_publish(wm_engine_t *e, const char *kind, const char *project, const char *key,
+                          wm_buf_t *out);
+/* Uploads tag values (imported / manual tags) or static list members: CSV
+ * (header; first column the id, "value" column) or NDJSON ({"id","value"}
+ * or {"id","member":false}). Appends {lines, imported, rejected, errors:[{line,field,message}]}.
+ * WM_ENOTFOUND (not published), WM_ESTATE (a computed tag / not a list). */
+int wm_engine_aud_import(wm_engine_t *e, const char *project, const char *kind, const char *key,
+                         const char *id_type, const char *format, const char *body, size_t len, wm_buf_t *out);
+
+int wm_engine_segment_count_json(wm_engine_t *e, const char *project, const char *key, wm_buf_t *out);
+/* Members by user id from after + 1 (cursor), at most limit; format json |
+ * csv | ndjson; ids: identity keys, fields: profile properties (comma lists). */
+int wm_engine_segment_members(wm_engine_t *e, const char *project, const char *key, uint64_t after,
+                              uint32_t limit, const char *format, const char *ids, const char *fields,
+                              wm_buf_t *out);
+/* Set algebra over published segments: op union | intersect | except. */
+int wm_engine_segment_compute_json(wm_engine_t *e, const char *project, const char *op,
+                                   const char *const *keys, uint32_t n, wm_buf_t *out);
+/* Count and sample of a condition ({"condition": COND}) without publishing. */
+int wm_engine_segment_preview(wm_engine_t *e, const char *project, const char *json, size_t len,
+                              wm_buf_t *out);
+
+/* Value -> customers of a tag, now or as of at_ms (> 0). */
+int wm_engine_tag_distribution_json(wm_engine_t *e, const char *project, const char *key, int64_t at_ms,
+                                    wm_buf_t *out);
+/* A user's history of a tag, or its value as of at_ms (> 0). */
+int wm_engine_user_tag_history_json(wm_engine_t *e, uint64_t user_id, const char *key, int64_t at_ms,
+                                    wm_buf_t *out);
+/* Sets (value_json) or unsets (NULL) a manual value; durable on return. */
+int wm_engine_tag_set(wm_engine_t *e, const char *project, uint64_t user_id, const char *key,
+                      const char *value_json, const char *source);
+
+/* Products the customer may be shown (docs/recommendations.md). */
+int wm_engine_recommendations_json(wm_engine_t *e, const char *project, uint64_t user_id, const char *type,
+                                   uint32_t n, bool include_held, wm_buf_t *out);
+
 /* Prometheus text exposition of the engine's counters. */
 void wm_engine_metrics(wm_engine_t *e, wm_buf_t *out);
 

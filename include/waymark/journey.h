@@ -124,6 +124,7 @@ typedef enum wm_entry_kind {
     WM_ENTRY_SCHEDULE,          /* entry.schedule: once at / cron, over entry.condition */
     WM_ENTRY_DATE_PROP,         /* entry.date_property +- offsets (maturity - 30d, birthday) */
     WM_ENTRY_API,               /* POST /api/v1/journeys/{key}/enter */
+    WM_ENTRY_SEGMENT,           /* entry.segment: the customer enters the segment */
 } wm_entry_kind_t;
 
 typedef enum wm_reentry {
@@ -155,6 +156,7 @@ typedef struct wm_journey_def {
         char *item_type;        /* DATE_PROP on item.*: the item set ("wealth") ... */
         char *item_key;         /* ... and the profile property holding the user's
                                  * item ids (list or one id; default "held_products") */
+        char *segment;          /* SEGMENT: the segment key; SCHEDULE: audience = members */
         wm_reentry_t reentry;
         int64_t reentry_wait_ms;
         uint32_t max_concurrent; /* live instances per user (default 1) */

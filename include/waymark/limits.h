@@ -138,4 +138,29 @@
 /* Rows read to decide a CSV column's type. */
 #define WM_CSV_SAMPLE_ROWS 1000
 
+/* ---- audience (tags, segments) ---- */
+
+/* Events a tag or segment may scan for one user (preference tags, exact
+ * distinct, counter rebuilds after a publish): the same bound as the
+ * journey runtime's trigger scans; 90 days of a very active customer. */
+#define WM_AUD_SCAN_EVENTS_MAX 10000
+/* Distinct values a preference tag counts over its window; values past
+ * this are not counted (a preference over more categories than this is
+ * not a preference). */
+#define WM_AUD_PREF_VALUES_MAX 256
+/* History entries one tag history answer lists. */
+#define WM_AUD_HISTORY_MAX 1000
+/* Users one background round (publish recompute, clock pass) visits in
+ * one transaction: keeps a round near 10-50 ms so ingest interleaves. */
+#define WM_AUD_BACKGROUND_USERS 2000
+/* Members one export / member listing page may hold. */
+#define WM_AUD_PAGE_MAX 10000
+/* Products of one customer the recommendation index pairs a new purchase
+ * with (co-purchase counts); a customer with more is an outlier. */
+#define WM_AUD_REC_HELD_MAX 64
+/* Candidate products one recommendation answer considers. */
+#define WM_AUD_REC_ITEMS_MAX 20000
+/* Customers a preview samples. */
+#define WM_AUD_SAMPLE 20
+
 #endif

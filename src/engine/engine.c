@@ -240,6 +240,8 @@ int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out)
     e->test_clock = opts->test_clock;
     if ((rc = wm__engine_journeys_open(e)))
         goto fail;
+    if ((rc = wm__areg_open(e->catalog, &e->areg)))
+        goto fail;
     wm_identity_opts_t io = {.dir = opts->data_dir, .nosync = true};
     if ((rc = wm_identity_open(&io, &e->identity)))
         goto fail;
@@ -301,6 +303,7 @@ void wm_engine_close(wm_engine_t *e)
         wm__part_close(e->parts[i]);
     wm_free(e->parts);
     wm__engine_journeys_free(e);
+    wm__areg_close(e->areg);
     if (e->identity) {
         wm_identity_sync(e->identity);
         wm_identity_close(e->identity);
@@ -875,10 +878,10 @@ int wm_engine_user_json(wm_engine_t *e, const char *project, uint64_t user_id, w
     rc = wm_identity_merges_list(e->identity, project, user_id, merge_cb, &mj);
     if (rc && rc != WM_ENOTFOUND)
         return rc;
-    wm_buf_puts(out, "],\"tags\":");
-    if ((rc = wm__jrt_user_tags_json(p->jrt, user_id, out)))
+    wm_buf_puts(out, "],");
+    if ((rc = wm__aud_user_json(p->aud, user_id, out)))
         return rc;
-    wm_buf_puts(out, ",\"segments\":[],\"journeys\":[");
+    wm_buf_puts(out, ",\"journeys\":[");
     if ((rc = wm__jrt_user_journeys_json(p->jrt, user_id, out)))
         return rc;
     wm_buf_puts(out, "]}");

@@ -54,6 +54,9 @@ struct wm_engine {
     wm_strmap_t requests;   /* route -> count */
     _Atomic uint64_t m_accepted, m_duplicates, m_bytes_in, m_busy;
 
+    /* audience: published tags and segments */
+    wm_areg_t *areg;
+
     /* journeys */
     wm_jreg_t *jreg;
     wm_dispatcher_t *dispatcher;
@@ -75,6 +78,9 @@ int wm__engine_journeys_start(wm_engine_t *e);     /* after partitions started *
 void wm__engine_journeys_close(wm_engine_t *e);    /* before partitions close */
 void wm__engine_journeys_free(wm_engine_t *e);      /* after partitions closed */
 void wm__engine_journey_metrics(wm_engine_t *e, wm_buf_t *out);
+/* Logs n commands (JSON texts) of their users' partitions as one job per
+ * partition and waits until every one is durable. */
+int wm__engine_commands(wm_engine_t *e, uint32_t n, const uint64_t *user_ids, char *const *jsons);
 
 
 

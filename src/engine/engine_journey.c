@@ -120,6 +120,76 @@ static int command_to(wm_engine_t *e, uint32_t part, uint64_t user_id, const cha
     return rc;
 }
 
+int wm__engine_commands(wm_engine_t *e, uint32_t n, const uint64_t *user_ids, char *const *jsons)
+{
+    for (uint32_t i = 0; i < e->n_parts; i++)
+        if (!wm__part_wait_ready(e->parts[i], WM_READY_WAIT_MS))
+            return WM_EBUSY;
+    wm_job_t **jobs = wm_calloc(e->n_parts, sizeof *jobs);
+    uint32_t *caps = wm_calloc(e->n_parts, sizeof *caps);
+    int rc = jobs && caps ? 0 : WM_ENOMEM;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        uint32_t part = (uint32_t)(user_ids[i] % e->n_parts);
+        wm_job_t *one = command_job(user_ids[i], jsons[i], strlen(jsons[i]));
+        if (!one) {
+            rc = WM_ENOMEM;
+            break;
+        }
+        wm_job_t *j = jobs[part];
+        if (!j) {
+            jobs[part] = one;
+            caps[part] = 1;
+            continue;
+        }
+        if (j->n == caps[part]) {
+            uint32_t cap = caps[part] * 2;
+            unsigned char **pl = wm_realloc(j->payloads, cap * sizeof *pl);
+            uint32_t *ln = pl ? wm_realloc(j->lens, cap * sizeof *ln) : NULL;
+            if (pl)
+                j->payloads = pl;
+            if (!pl || !ln) {
+                wm__job_free(one);
+                rc = WM_ENOMEM;
+                break;
+            }
+            j->lens = ln;
+            caps[part] = cap;
+        }
+        j->payloads[j->n] = one->payloads[0];
+        j->lens[j->n++] = one->lens[0];
+        one->n = 0;
+        wm__job_free(one);
+    }
+    wm_waiter_t w = {.jobs_left = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    for (uint32_t i = 0; i < e->n_parts && jobs; i++) {
+        if (!jobs[i])
+            continue;
+        if (rc) {
+            wm__job_free(jobs[i]);
+            continue;
+        }
+        jobs[i]->waiter = &w;
+        pthread_mutex_lock(&w.mu);
+        w.jobs_left++;
+        pthread_mutex_unlock(&w.mu);
+        wm__engine_enqueue(e, e->parts[i], jobs[i]);
+    }
+    pthread_mutex_lock(&w.mu);
+    while (w.jobs_left > 0)
+        pthread_cond_wait(&w.cv, &w.mu);
+    if (!rc)
+        rc = w.err;
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    wm_free(jobs);
+    wm_free(caps);
+    atomic_fetch_add(&e->m_commands, n);
+    return rc;
+}
+
 int wm_engine_command(wm_engine_t *e, uint64_t user_id, const char *json, size_t len)
 {
     return command_to(e, (uint32_t)(user_id % e->n_parts), user_id, json, len);

@@ -85,6 +85,38 @@ static void host_dispatch(void *ctx, const wm_dispatch_msg_t *m)
     wm__engine_dispatch(p->engine, m);
 }
 
+/* The journey runtime reaches tags and segments through these: the
+ * audience runtime of the same partition, in the same transaction. */
+static const wm_json_t *host_tag_get(void *ctx, void *aud_tx, uint64_t user_id, const char *tag)
+{
+    return aud_tx ? wm__aud_tag_get(aud_tx, user_id, tag) : NULL;
+}
+
+static int host_tag_set(void *ctx, void *aud_tx, uint64_t user_id, const char *project, const char *tag,
+                        const wm_json_t *value)
+{
+    return aud_tx ? wm__aud_tag_set(aud_tx, user_id, project, tag, value, "journey") : 0;
+}
+
+static int host_tags_json(void *ctx, void *aud_tx, uint64_t user_id, wm_buf_t *out)
+{
+    return aud_tx ? wm__aud_tags_object(aud_tx, user_id, out) : WM_ENOTFOUND;
+}
+
+static bool host_in_segment(void *ctx, void *aud_tx, uint64_t user_id, const char *project,
+                            const char *segment)
+{
+    return aud_tx && wm__aud_in_segment(aud_tx, user_id, project, segment);
+}
+
+/* The audience runtime's $SegmentEntered / $SegmentExited go through the
+ * journey runtime's op queue (op_ctx = the journey txn context). */
+static int host_op_event(void *op_ctx, uint64_t user_id, const char *project, const char *event,
+                         const char *props_json)
+{
+    return wm__jrt_op_event(op_ctx, user_id, project, event, props_json);
+}
+
 int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_opts_t *lo,
                   wm_part_t **out)
 {
@@ -145,8 +177,26 @@ int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_
         .read_event = host_read_event,
         .dispatch = host_dispatch,
         .entry_reserve = host_entry_reserve,
+        .tag_get = host_tag_get,
+        .tag_set = host_tag_set,
+        .tags_json = host_tags_json,
+        .in_segment = host_in_segment,
     };
     if ((rc = wm__jrt_open(p->env, txn, wm__engine_jreg(e), &host, &p->jrt))) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    wm_aud_host_t ahost = {
+        .ctx = p,
+        .part_index = index,
+        .dbi_profiles = p->dbi_profiles,
+        .dbi_events = p->dbi_events,
+        .dbi_users = p->dbi_users,
+        .read_event = host_read_event,
+        .item_get = host_item_get,
+        .op_event = host_op_event,
+    };
+    if ((rc = wm__aud_open(p->env, txn, wm__engine_areg(e), &ahost, &p->aud))) {
         mdb_txn_abort(txn);
         goto fail;
     }
@@ -205,9 +255,31 @@ typedef struct apply_ctx {
     wm_part_t *p;
     MDB_txn *txn;
     wm_arena_t arena;
-    wm_arena_t jarena;          /* journey runtime scratch, reset per record */
+    wm_arena_t jarena;          /* journey and audience runtime scratch, reset per record */
     wm_jtx_t jtx;
+    wm_atx_t atx;
 } apply_ctx_t;
+
+/* Both runtimes join the same write transaction. */
+static void tx_begin(apply_ctx_t *ac)
+{
+    int64_t now = wm__engine_clock(ac->p->engine);
+    wm__jtx_begin(&ac->jtx, ac->p->jrt, ac->txn, &ac->jarena, now);
+    wm__atx_begin(&ac->atx, ac->p->aud, ac->txn, &ac->jarena, now, &ac->jtx);
+    ac->jtx.aud_tx = &ac->atx;
+}
+
+static void tx_committed(apply_ctx_t *ac)
+{
+    wm__jtx_committed(&ac->jtx);
+    wm__atx_committed(&ac->atx);
+}
+
+static void tx_aborted(apply_ctx_t *ac)
+{
+    wm__jtx_aborted(&ac->jtx);
+    wm__atx_aborted(&ac->atx);
+}
 
 static int parse_record(apply_ctx_t *ac, const char *json, size_t len, wm_record_t *rec)
 {
@@ -363,6 +435,36 @@ static int apply_merge(apply_ctx_t *ac, const wm_payload_hdr_t *h)
     return mdb_put(ac->txn, ac->p->dbi_merges, &mkey, &mval, 0) ? WM_EIO : 0;
 }
 
+/* Tags and segments read the event parsed once here (the journey runtime
+ * parses its own copy). Operational events of the journey runtime's own
+ * bookkeeping ($JourneyNodeEntered ...) feed counters like any event. */
+static int audience_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char *json, size_t len)
+{
+    char *copy = wm_arena_strndup(&ac->jarena, json, len);
+    wm_json_t *ev;
+    wm_json_error_t je;
+    if (!copy || wm_json_parse(&ac->jarena, copy, len, &ev, &je))
+        return 0;
+    int rc = wm__aud_on_event_rec(&ac->atx, h->user_id, ev);
+    return rc ? rc : wm__aud_on_event(&ac->atx, h->user_id, ev);
+}
+
+/* Commands: tag values and static lists go to the audience runtime, the
+ * rest (claims, receipts, consent, stop ...) to the journey runtime. */
+static int apply_command(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char *json, size_t len)
+{
+    if (len > 10 && (memmem(json, len < 64 ? len : 64, "\"cmd\":\"tag_", 11) ||
+                     memmem(json, len < 64 ? len : 64, "\"cmd\":\"segment_", 15))) {
+        char *copy = wm_arena_strndup(&ac->jarena, json, len);
+        wm_json_t *cmd;
+        wm_json_error_t je;
+        if (!copy || wm_json_parse(&ac->jarena, copy, len, &cmd, &je))
+            return WM_ECORRUPT;
+        return wm__aud_on_command(&ac->atx, h->user_id, cmd);
+    }
+    return wm__jrt_on_command(&ac->jtx, h->user_id, json, len);
+}
+
 static bool is_event_type(int t)
 {
     return t == WM_REC_TRACK || t == WM_REC_TRACK_SIGNUP || t == WM_REC_TRACK_ID_BIND ||
@@ -383,7 +485,7 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     if (h.kind == WM_PAYLOAD_MERGE)
         return apply_merge(ac, &h);
     if (h.kind == WM_PAYLOAD_COMMAND)
-        return wm__jrt_on_command(&ac->jtx, h.user_id, json, jlen);
+        return apply_command(ac, &h, json, jlen);
     if (h.kind != WM_PAYLOAD_RECORD)
         return WM_ECORRUPT;
     /* an op event appended twice (crash between append and apply) counts once */
@@ -400,6 +502,9 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     if (event) {
         if ((rc = apply_event(ac, &h, pos)))
             return rc;
+        if ((wm__aud_active(ac->p->aud) || wm__aud_rec_candidate(json, jlen)) &&
+            (rc = audience_event(ac, &h, json, jlen)))
+            return rc;
         /* consent changes (Unsubscribe events) apply even before any journey
          * exists; every other event matters only to journeys and counters */
         if (!wm__jrt_active(ac->p->jrt) && !(h.flags & WM_PFLAG_CONSENT))
@@ -410,6 +515,8 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     if (h.rec_type == WM_REC_ITEM_SET || h.rec_type == WM_REC_ITEM_DELETE)
         return apply_item(ac, &rec);
     if ((rc = apply_profile(ac, &h, &rec)))
+        return rc;
+    if (wm__aud_active(ac->p->aud) && (rc = wm__aud_on_profile(&ac->atx, h.user_id, rec.project)))
         return rc;
     return wm__jrt_active(ac->p->jrt) ? wm__jrt_on_profile(&ac->jtx, h.user_id, rec.project) : 0;
 }
@@ -509,7 +616,7 @@ static int replay(wm_part_t *p)
                 rc = mdb_err(rc, "replay txn", p->index);
                 break;
             }
-            wm__jtx_begin(&ac.jtx, p->jrt, ac.txn, &ac.jarena, wm__engine_clock(p->engine));
+            tx_begin(&ac);
         }
         if ((rc = apply_one(&ac, payload, len, &pos)) && rc != WM_ECORRUPT)
             break;
@@ -518,23 +625,24 @@ static int replay(wm_part_t *p)
         if (++in_txn >= WM_REPLAY_TXN_RECORDS || pos.seq == last) {
             if ((rc = put_applied(p, ac.txn, pos.seq)) || (rc = mdb_txn_commit(ac.txn))) {
                 ac.txn = NULL;
-                wm__jtx_aborted(&ac.jtx);
+                tx_aborted(&ac);
                 rc = WM_EIO;
                 break;
             }
             ac.txn = NULL;
-            wm__jtx_committed(&ac.jtx);
+            tx_committed(&ac);
             in_txn = 0;
             publish_applied(p, pos.seq);
         }
     }
     if (ac.txn) {
         mdb_txn_abort(ac.txn);
-        wm__jtx_aborted(&ac.jtx);
+        tx_aborted(&ac);
     }
     wm_log_iter_close(it);
     wm_arena_release(&ac.arena);
     wm_arena_release(&ac.jarena);
+    wm__atx_release(&ac.atx);
     if (replayed)
         fprintf(stderr, "waymark: partition %u: replayed %llu records from the log\n", p->index,
                 (unsigned long long)replayed);
@@ -565,6 +673,17 @@ static bool timer_due(wm_part_t *p, struct timespec *until)
     return true;
 }
 
+/* With tags or segments that move with the clock, the writer wakes at
+ * least once a minute to notice the day change. */
+static bool audience_clock(wm_part_t *p, struct timespec *until)
+{
+    if (!wm__aud_active(p->aud))
+        return false;
+    clock_gettime(CLOCK_REALTIME, until);
+    until->tv_sec += 60;
+    return true;
+}
+
 void wm__part_wake(wm_part_t *p)
 {
     pthread_mutex_lock(&p->mu);
@@ -580,7 +699,9 @@ static wm_job_t *take_jobs(wm_part_t *p, bool *stop)
         struct timespec until;
         if (wm__jrt_next_due(p->jrt) <= wm__engine_clock(p->engine))
             break;
-        if (timer_due(p, &until)) {
+        if (wm__aud_background_due(p->aud, wm__engine_clock(p->engine)))
+            break;
+        if (timer_due(p, &until) || audience_clock(p, &until)) {
             if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)
                 break;
         } else {
@@ -652,7 +773,7 @@ static int apply_round(wm_part_t *p, apply_ctx_t *ac, wm_job_t *jobs, const wm_l
     int rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn);
     if (rc)
         return mdb_err(rc, "apply txn", p->index);
-    wm__jtx_begin(&ac->jtx, p->jrt, ac->txn, &ac->jarena, wm__engine_clock(p->engine));
+    tx_begin(ac);
     uint32_t k = 0;
     for (wm_job_t *j = jobs; j; j = j->next) {
         for (uint32_t i = 0; i < j->n; i++, k++) {
@@ -672,16 +793,16 @@ static int apply_round(wm_part_t *p, apply_ctx_t *ac, wm_job_t *jobs, const wm_l
     rc = mdb_txn_commit(ac->txn);
     ac->txn = NULL;
     if (rc) {
-        wm__jtx_aborted(&ac->jtx);
+        tx_aborted(ac);
         return mdb_err(rc, "apply commit", p->index);
     }
-    wm__jtx_committed(&ac->jtx);
+    tx_committed(ac);
     publish_applied(p, pos[k - 1].seq);
     return 0;
 abort:
     mdb_txn_abort(ac->txn);
     ac->txn = NULL;
-    wm__jtx_aborted(&ac->jtx);
+    tx_aborted(ac);
     return rc;
 }
 
@@ -701,20 +822,45 @@ static int fire_timers(wm_part_t *p, apply_ctx_t *ac)
         if ((rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn)))
             return mdb_err(rc, "timer txn", p->index);
         wm_arena_reset(&ac->jarena);
-        wm__jtx_begin(&ac->jtx, p->jrt, ac->txn, &ac->jarena, wm__engine_clock(p->engine));
+        tx_begin(ac);
         rc = wm__jrt_fire_timers(&ac->jtx, WM_TIMERS_PER_TXN, &more);
         if (rc) {
             mdb_txn_abort(ac->txn);
-            wm__jtx_aborted(&ac->jtx);
+            tx_aborted(ac);
         } else if ((rc = mdb_txn_commit(ac->txn))) {
-            wm__jtx_aborted(&ac->jtx);
+            tx_aborted(ac);
             rc = mdb_err(rc, "timer commit", p->index);
         } else {
-            wm__jtx_committed(&ac->jtx);
+            tx_committed(ac);
         }
         ac->txn = NULL;
         queue_ops(p);
     }
+    return rc;
+}
+
+/* One round of the audience's background work (publish recomputes, the
+ * clock pass), in its own transaction, between ingest rounds. */
+static int audience_round(wm_part_t *p, apply_ctx_t *ac)
+{
+    bool more = false;
+    int rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn);
+    if (rc)
+        return mdb_err(rc, "audience txn", p->index);
+    wm_arena_reset(&ac->jarena);
+    tx_begin(ac);
+    rc = wm__aud_background(&ac->atx, WM_AUD_BACKGROUND_USERS, &more);
+    if (rc) {
+        mdb_txn_abort(ac->txn);
+        tx_aborted(ac);
+    } else if ((rc = mdb_txn_commit(ac->txn))) {
+        tx_aborted(ac);
+        rc = mdb_err(rc, "audience commit", p->index);
+    } else {
+        tx_committed(ac);
+    }
+    ac->txn = NULL;
+    queue_ops(p);
     return rc;
 }
 
@@ -801,6 +947,11 @@ static void *writer_main(void *arg)
             fprintf(stderr, "waymark: partition %u: timer transaction failed\n", p->index);
             atomic_store(&p->failed, 1);
         }
+        if (!atomic_load(&p->failed) &&
+            wm__aud_background_due(p->aud, wm__engine_clock(p->engine)) && audience_round(p, &ac)) {
+            fprintf(stderr, "waymark: partition %u: audience transaction failed\n", p->index);
+            atomic_store(&p->failed, 1);
+        }
         if (!jobs) {
             queue_ops(p);
             continue;
@@ -838,6 +989,7 @@ static void *writer_main(void *arg)
     }
     wm_arena_release(&ac.arena);
     wm_arena_release(&ac.jarena);
+    wm__atx_release(&ac.atx);
     return NULL;
 }
 
@@ -877,6 +1029,7 @@ void wm__part_close(wm_part_t *p)
     }
     fail_jobs(p->head, WM_ECLOSED);
     wm__jrt_close(p->jrt);
+    wm__aud_close(p->aud);
     if (p->env) {
         mdb_env_sync(p->env, 1);
         mdb_env_close(p->env);
@@ -992,4 +1145,47 @@ int wm__part_merged_from(wm_part_t *p, uint64_t user_id, uint64_t *from, uint32_
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return 0;
+}
+
+int wm__part_items_each(wm_part_t *p, const char *project, const char *type,
+                        int (*cb)(void *ctx, const char *id, const char *json, size_t len), void *ctx)
+{
+    char pb[600];
+    size_t pl = item_key(pb, sizeof pb, project, type, "");
+    if (!pl)
+        return WM_EINVAL;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn))
+        return WM_EIO;
+    if (mdb_cursor_open(txn, p->dbi_items, &c)) {
+        mdb_txn_abort(txn);
+        return WM_EIO;
+    }
+    MDB_val k = {pl, pb}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), rc = 0;
+    while (mrc == 0 && !rc && k.mv_size > pl && !memcmp(k.mv_data, pb, pl)) {
+        char id[256];
+        size_t il = k.mv_size - pl;
+        if (il < sizeof id) {
+            memcpy(id, (const char *)k.mv_data + pl, il);
+            id[il] = 0;
+            rc = cb(ctx, id, v.mv_data, v.mv_size);
+        }
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int wm__part_user_scan(wm_part_t *p, wm_arena_t *arena, uint64_t user_id, int64_t from_ms, int64_t to_ms,
+                       int (*cb)(void *ctx, const wm_json_t *event), void *ctx)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn))
+        return WM_EIO;
+    int rc = wm__aud_user_events(p->aud, txn, arena, user_id, from_ms, to_ms, cb, ctx);
+    mdb_txn_abort(txn);
+    return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audience/runtime.h"
 #include "journey/runtime.h"
 #include "store/payload.h"
 #include "waymark/buf.h"
@@ -62,6 +63,7 @@ typedef struct wm_part {
     _Atomic uint64_t m_records, m_batches, m_apply_errors, m_merges;
 
     wm_jrt_t *jrt;              /* journey runtime of this partition */
+    wm_aud_t *aud;              /* audience runtime (tags, segments) of this partition */
     uint64_t ops_after;         /* op-queue keys up to this were handed to the log */
     bool timers_woken;          /* the clock moved: recompute the timer wait */
 } wm_part_t;
@@ -98,6 +100,13 @@ int wm__part_merged_from(wm_part_t *p, uint64_t user_id, uint64_t *from, uint32_
                          uint32_t *n);
 int wm__part_item_get(wm_part_t *p, const char *key, size_t key_len, char **json, size_t *len);
 int wm__part_user_meta(wm_part_t *p, uint64_t user_id, char **json, size_t *len);
+/* Calls cb for each item of (project, type) stored in this partition
+ * (json: the stored item, valid during the call). */
+int wm__part_items_each(wm_part_t *p, const char *project, const char *type,
+                        int (*cb)(void *ctx, const char *id, const char *json, size_t len), void *ctx);
+/* The user's events in [from_ms, to_ms), oldest first, parsed into arena. */
+int wm__part_user_scan(wm_part_t *p, wm_arena_t *arena, uint64_t user_id, int64_t from_ms, int64_t to_ms,
+                       int (*cb)(void *ctx, const wm_json_t *event), void *ctx);
 
 /* Engine callbacks used by the writer. */
 wm_part_t *wm__engine_part(wm_engine_t *e, uint32_t index);
@@ -107,6 +116,7 @@ int wm__engine_identity_sync(wm_engine_t *e);
 /* The engine's clock (wall clock + test offset), ms. */
 int64_t wm__engine_clock(wm_engine_t *e);
 wm_jreg_t *wm__engine_jreg(wm_engine_t *e);
+wm_areg_t *wm__engine_areg(wm_engine_t *e);
 /* Queues a job for partition p from inside the engine (route lock taken). */
 void wm__engine_enqueue(wm_engine_t *e, wm_part_t *p, wm_job_t *job);
 void wm__engine_dispatch(wm_engine_t *e, const wm_dispatch_msg_t *m);

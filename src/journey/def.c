@@ -320,7 +320,7 @@ static wm_json_t *copy_json(cx_t *c, const wm_json_t *v)
 
 static const char *const ENTRY_FIELDS[] = {"event", "where", "condition", "schedule", "date_property",
                                            "offsets", "item_type", "item_key", "api", "reentry",
-                                           "reentry_wait", "max_concurrent", "entry_cap", NULL};
+                                           "reentry_wait", "max_concurrent", "entry_cap", "segment", NULL};
 
 /* Checks the five cron fields "m h dom mon dow": numbers, *, a-b, lists, /step. */
 static bool cron_field_ok(const char *f, size_t n, int lo, int hi)
@@ -503,10 +503,18 @@ static void parse_entry(cx_t *c, const wm_json_t *e)
     if (!want_object(c, e, "entry"))
         return;
     check_fields(c, e, "entry.", ENTRY_FIELDS);
-    int kinds = !!get(e, "event") + !!get(e, "schedule") + !!get(e, "date_property") + !!get(e, "api");
+    /* "segment" is a kind of its own, or the audience of a schedule */
+    int kinds = !!get(e, "event") + !!get(e, "schedule") + !!get(e, "date_property") + !!get(e, "api") +
+                (get(e, "segment") && !get(e, "schedule"));
     if (kinds > 1) {
-        err(c, "entry", "give one of event, condition, schedule, date_property, api");
+        err(c, "entry", "give one of event, condition, segment, schedule, date_property, api");
         return;
+    }
+    if (get(e, "segment")) {
+        const char *sg = get_str(c, e, "segment", "entry.segment", true);
+        if (sg && !*sg)
+            err(c, "entry.segment", "must name a segment");
+        j->entry.segment = dup(c, sg);
     }
     if (get(e, "event")) {
         j->entry.kind = WM_ENTRY_EVENT;
@@ -518,7 +526,10 @@ static void parse_entry(cx_t *c, const wm_json_t *e)
     } else if (get(e, "schedule")) {
         j->entry.kind = WM_ENTRY_SCHEDULE;
         parse_schedule(c, get(e, "schedule"));
-        j->entry.condition = get_cond(c, e, "condition", "entry.condition", true);
+        j->entry.condition = get_cond(c, e, "condition", "entry.condition", !get(e, "segment"));
+    } else if (get(e, "segment")) {
+        j->entry.kind = WM_ENTRY_SEGMENT;
+        j->entry.condition = get_cond(c, e, "condition", "entry.condition", false);
     } else if (get(e, "date_property")) {
         j->entry.kind = WM_ENTRY_DATE_PROP;
         parse_date_entry(c, e);
@@ -531,7 +542,7 @@ static void parse_entry(cx_t *c, const wm_json_t *e)
         j->entry.kind = WM_ENTRY_CONDITION;
         j->entry.condition = get_cond(c, e, "condition", "entry.condition", true);
     } else {
-        err(c, "entry", "give one of event, condition, schedule, date_property, api");
+        err(c, "entry", "give one of event, condition, segment, schedule, date_property, api");
     }
     if (j->entry.kind != WM_ENTRY_EVENT && get(e, "where"))
         err(c, "entry.where", "only for an event entry (use condition)");

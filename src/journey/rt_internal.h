@@ -88,7 +88,7 @@ struct wm_jrt {
     MDB_env *env;
     wm_jreg_t *reg;
     wm_jrt_host_t host;
-    MDB_dbi inst, juser, timer, out, umsg, freq, cnt, inbox, lead, stat, tags, ops, meta, entries;
+    MDB_dbi inst, juser, timer, out, umsg, freq, cnt, inbox, lead, stat, ops, meta, entries;
     _Atomic int64_t next_due;   /* cached earliest timer */
     uint64_t next_inst;         /* writer thread only */
     uint64_t next_op;

@@ -1,6 +1,6 @@
 /*
  * rt_query.c - read-only answers from a partition's journey state: the
- * journeys a user is in, tags, messages, inbox, leads, and the per-journey
+ * journeys a user is in, messages, inbox, leads, and the per-journey
  * report summed over partitions. Each runs in its own LMDB read transaction
  * and never blocks the writer.
  */
@@ -100,18 +100,6 @@ static int get_copy(wm_jrt_t *rt, MDB_dbi dbi, const void *key, size_t klen, wm_
         wm_buf_append(out, v.mv_data, v.mv_size);
     mdb_txn_abort(txn);
     return rc == 0 ? 0 : rc == MDB_NOTFOUND ? WM_ENOTFOUND : WM_EIO;
-}
-
-int wm__jrt_user_tags_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
-{
-    unsigned char kb[8];
-    wm_put_be64(kb, user_id);
-    int rc = get_copy(rt, rt->tags, kb, 8, out);
-    if (rc == WM_ENOTFOUND) {
-        wm_buf_puts(out, "{}");
-        rc = 0;
-    }
-    return rc;
 }
 
 int wm__jrt_message_get(wm_jrt_t *rt, const char *id, wm_buf_t *out)

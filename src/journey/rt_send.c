@@ -602,12 +602,7 @@ int wm__rt_lead(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_jno
     else
         wm_buf_puts(&b, "null");
     wm_buf_puts(&b, ",\"tags\":");
-    unsigned char kb[8];
-    wm_put_be64(kb, in->user_id);
-    MDB_val tk = {8, kb}, tv;
-    if (mdb_get(t->txn, t->rt->tags, &tk, &tv) == 0)
-        wm_buf_append(&b, tv.mv_data, tv.mv_size);
-    else
+    if (!t->rt->host.tags_json || t->rt->host.tags_json(t->rt->host.ctx, t->aud_tx, in->user_id, &b))
         wm_buf_puts(&b, "{}");
     wm_buf_puts(&b, ",\"recent_events\":");
     recent_events(t, in->user_id, &b);

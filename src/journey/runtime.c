@@ -78,7 +78,6 @@ int wm__jrt_open(MDB_env *env, MDB_txn *txn, wm_jreg_t *reg, const wm_jrt_host_t
     if (!rc) rc = open_dbi(txn, "j_inbox", &rt->inbox);
     if (!rc) rc = open_dbi(txn, "j_lead", &rt->lead);
     if (!rc) rc = open_dbi(txn, "j_stat", &rt->stat);
-    if (!rc) rc = open_dbi(txn, "j_tags", &rt->tags);
     if (!rc) rc = open_dbi(txn, "j_ops", &rt->ops);
     if (!rc) rc = open_dbi(txn, "j_meta", &rt->meta);
     if (!rc) rc = open_dbi(txn, "j_entries", &rt->entries);
@@ -269,6 +268,12 @@ int wm__rt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const ch
     return rc;
 }
 
+int wm__jrt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const char *event,
+                     const char *props_json)
+{
+    return wm__rt_op_event(t, user_id, project, event, props_json, true);
+}
+
 int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after, uint32_t max,
                         void (*emit)(void *ctx, const unsigned char *payload, uint32_t len),
                         void *ctx)
@@ -397,17 +402,16 @@ static int env_events(void *ctx, int64_t from_ms, int64_t to_ms,
 static const wm_json_t *env_tag(void *ctx, const char *tag)
 {
     env_ctx_t *e = ctx;
-    unsigned char kb[8];
-    wm_put_be64(kb, e->user_id);
-    MDB_val k = {8, kb}, v;
-    if (mdb_get(e->t->txn, e->t->rt->tags, &k, &v))
-        return NULL;
-    char *copy = wm_arena_strndup(e->t->arena, v.mv_data, v.mv_size);
-    wm_json_t *o;
-    wm_json_error_t je;
-    if (!copy || wm_json_parse(e->t->arena, copy, v.mv_size, &o, &je))
-        return NULL;
-    return wm_json_get(o, tag);
+    wm_jrt_t *rt = e->t->rt;
+    return rt->host.tag_get ? rt->host.tag_get(rt->host.ctx, e->t->aud_tx, e->user_id, tag) : NULL;
+}
+
+static bool env_in_segment(void *ctx, const char *segment)
+{
+    env_ctx_t *e = ctx;
+    wm_jrt_t *rt = e->t->rt;
+    return rt->host.in_segment &&
+           rt->host.in_segment(rt->host.ctx, e->t->aud_tx, e->user_id, e->project, segment);
 }
 
 static void env_init(wm_cond_env_t *env, env_ctx_t *ec, wm_jtx_t *t, uint64_t user_id,
@@ -426,6 +430,7 @@ static void env_init(wm_cond_env_t *env, env_ctx_t *ec, wm_jtx_t *t, uint64_t us
     env->behaviour = env_behaviour;
     env->events = env_events;
     env->tag = env_tag;
+    env->in_segment = env_in_segment;
 }
 
 static bool eval(wm_jtx_t *t, const wm_cond_t *c, uint64_t user_id, const char *project,
@@ -870,47 +875,16 @@ static const wm_json_t *entry_event(wm_jtx_t *t, const wm_inst_t *in)
     return copy && wm_json_parse(t->arena, copy, len, &o, &je) == 0 ? o : NULL;
 }
 
-static int set_tag(wm_jtx_t *t, uint64_t user_id, const char *tag, const wm_json_t *value)
+/* set_tag writes the audience's tag store (a manual value), so the tag
+ * shows in customer 360 and conditions read it like any other tag. */
+static int set_tag(wm_jtx_t *t, uint64_t user_id, const char *project, const char *tag,
+                   const wm_json_t *value)
 {
-    unsigned char kb[8];
-    wm_put_be64(kb, user_id);
-    MDB_val k = {8, kb}, v;
-    wm_json_t *o = NULL;
-    wm_json_error_t je;
-    if (mdb_get(t->txn, t->rt->tags, &k, &v) == 0) {
-        char *copy = wm_arena_strndup(t->arena, v.mv_data, v.mv_size);
-        if (copy && wm_json_parse(t->arena, copy, v.mv_size, &o, &je))
-            o = NULL;
-    }
-    wm_json_t *n = wm_json_new(t->arena, WM_JSON_OBJECT);
-    if (!n)
-        return WM_ENOMEM;
-    for (const wm_json_t *c = o ? o->u.child : NULL; c; c = c->next)
-        if (strcmp(c->key, tag)) {
-            wm_json_t *cp = wm_arena_alloc(t->arena, sizeof *cp);
-            if (!cp)
-                return WM_ENOMEM;
-            *cp = *c;
-            cp->next = NULL;
-            wm_json_append(t->arena, n, c->key, cp);
-        }
-    wm_json_t *val = wm_arena_alloc(t->arena, sizeof *val);
-    if (!val)
-        return WM_ENOMEM;
-    *val = value ? *value : (wm_json_t){.type = WM_JSON_TRUE};
-    val->next = NULL;
-    wm_json_append(t->arena, n, tag, val);
-    wm_buf_t b;
-    wm_buf_init(&b, 0);
-    wm_json_write(&b, n);
-    int rc = b.err;
-    if (!rc) {
-        v.mv_size = b.len;
-        v.mv_data = b.data;
-        rc = mdb_put(t->txn, t->rt->tags, &k, &v, 0) ? WM_EIO : 0;
-    }
-    wm_buf_release(&b);
-    return rc;
+    wm_jrt_t *rt = t->rt;
+    if (!rt->host.tag_set)
+        return 0;
+    wm_json_t yes = {.type = WM_JSON_TRUE};
+    return rt->host.tag_set(rt->host.ctx, t->aud_tx, user_id, project, tag, value ? value : &yes);
 }
 
 static int update_profile(wm_jtx_t *t, uint64_t user_id, const wm_json_t *set)
@@ -1015,7 +989,7 @@ static int advance(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_
             profile = wm__rt_profile(t, in->user_id);
             break;
         case WM_JN_SET_TAG:
-            rc = set_tag(t, in->user_id, n->u.set_tag.tag, n->u.set_tag.value);
+            rc = set_tag(t, in->user_id, in->project, n->u.set_tag.tag, n->u.set_tag.value);
             break;
         case WM_JN_JUMP: {
             wm_inst_t copy = *in;
@@ -1337,6 +1311,13 @@ int wm__jrt_on_event(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len
             profile = wm__rt_profile(t, user_id);
             if (eval(t, d->entry.where, user_id, project, profile, event))
                 rc = try_enter(t, v, user_id, event, pos, NULL);
+        } else if (d->entry.kind == WM_ENTRY_SEGMENT && !strcmp(name, "$SegmentEntered")) {
+            const char *sg = wm_json_str(wm_json_get(wm_json_get(event, "properties"), "segment"));
+            if (!sg || strcmp(sg, d->entry.segment))
+                continue;
+            profile = wm__rt_profile(t, user_id);
+            if (eval(t, d->entry.condition, user_id, project, profile, event))
+                rc = try_enter(t, v, user_id, event, pos, NULL);
         } else if (d->entry.kind == WM_ENTRY_CONDITION && d->entry.condition) {
             profile = wm__rt_profile(t, user_id);
             bool now_true = eval(t, d->entry.condition, user_id, project, profile, event);
@@ -1563,6 +1544,10 @@ static int cmd_scan_entries(wm_jtx_t *t, const wm_json_t *cmd, bool by_date)
     for (uint32_t i = 0; i < n && !rc; i++) {
         const wm_json_t *profile = wm__rt_profile(t, users[i]);
         if (!by_date) {
+            if (d->entry.segment &&
+                !(t->rt->host.in_segment &&
+                  t->rt->host.in_segment(t->rt->host.ctx, t->aud_tx, users[i], project, d->entry.segment)))
+                continue;
             if (eval(t, d->entry.condition, users[i], project, profile, NULL))
                 rc = try_enter(t, v, users[i], NULL, NULL, NULL);
             continue;

@@ -115,6 +115,17 @@ typedef struct wm_jrt_host {
     bool (*entry_reserve)(void *ctx, const char *project, const char *key, uint64_t cap, uint64_t own);
     /* a message ready to send (after the transaction commits) */
     void (*dispatch)(void *ctx, const wm_dispatch_msg_t *m);
+    /* tags and segments, kept by the audience runtime of the same partition
+     * in the same transaction (aud_tx = wm_jtx_t.aud_tx): a tag's value
+     * (parsed into the txn arena, NULL when unset), setting a manual value,
+     * all tags as one JSON object {key: value} appended to out, and
+     * segment membership */
+    const wm_json_t *(*tag_get)(void *ctx, void *aud_tx, uint64_t user_id, const char *tag);
+    int (*tag_set)(void *ctx, void *aud_tx, uint64_t user_id, const char *project, const char *tag,
+                   const wm_json_t *value);
+    int (*tags_json)(void *ctx, void *aud_tx, uint64_t user_id, wm_buf_t *out);
+    bool (*in_segment)(void *ctx, void *aud_tx, uint64_t user_id, const char *project,
+                       const char *segment);
     uint32_t n_parts;
     const char *default_tz;     /* default "Asia/Shanghai" */
 } wm_jrt_host_t;
@@ -134,6 +145,7 @@ typedef struct wm_jtx {
     uint32_t n_dispatch;        /* messages created in this txn */
     int64_t hold_until;         /* set by a send held for quiet hours */
     bool ops_written;           /* op events were queued in this txn */
+    void *aud_tx;               /* the audience runtime's context of the same txn */
 } wm_jtx_t;
 
 void wm__jtx_begin(wm_jtx_t *t, wm_jrt_t *rt, MDB_txn *txn, wm_arena_t *a, int64_t now_ms);
@@ -157,6 +169,12 @@ int64_t wm__jrt_next_due(wm_jrt_t *rt);
 /* A command record (JSON {"cmd":...}) routed to this partition. */
 int wm__jrt_on_command(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len);
 
+/* Queues a business operational event of the user (it reaches the log after
+ * the txn commits and then drives journeys like any event): used for
+ * $SegmentEntered / $SegmentExited. props_json: properties object text. */
+int wm__jrt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const char *event,
+                     const char *props_json);
+
 /* Op events queued in committed transactions and not yet appended to the
  * log: calls emit(ctx, payload, len) for at most max of them (payload = full
  * log payload) with key > *after, and advances *after. */
@@ -173,7 +191,6 @@ int wm__jrt_redispatch(wm_jrt_t *rt);
 /* Entries this partition admitted into a journey (all versions). */
 uint64_t wm__jrt_entries_count(wm_jrt_t *rt, const char *project, const char *key);
 int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out);
-int wm__jrt_user_tags_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out);
 int wm__jrt_messages_json(wm_jrt_t *rt, uint64_t user_id, uint32_t limit, wm_buf_t *out);
 int wm__jrt_inbox_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out);
 /* Appends (comma separated, count shared in *n) the messages of a project

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "waymark/arena.h"
 #include "waymark/buf.h"
 #include "waymark/engine.h"
 
@@ -24,6 +25,19 @@ typedef struct wm_req {
 } wm_req_t;
 
 int wm__route(wm_req_t *r);
+
+/* Shared by the route files (routes.c, routes_audience.c). */
+bool wm__is_post(const wm_req_t *r);
+bool wm__is_get(const wm_req_t *r);
+/* Query parameter, percent-decoded, in the arena; NULL if absent. */
+const char *wm__qparam(wm_arena_t *a, const wm_req_t *r, const char *name);
+/* Answers an engine result: 200/ok_status with b, 404, 400 bad JSON, 422
+ * with b (validation errors), 409, 403, 503, 500. Releases b. */
+int wm__answer(wm_req_t *r, int rc, wm_buf_t *b, unsigned ok_status);
+/* /api/v1/tags..., /api/v1/segments..., /api/v1/users/{id}/tags...,
+ * /api/v1/users/{id}/recommendations (routes_audience.c). */
+int wm__route_audience(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const char *project,
+                       const char *role);
 int wm__http_send(wm_req_t *r, unsigned status, const char *content_type, const void *body,
                   size_t len);
 int wm__http_json(wm_req_t *r, unsigned status, const wm_buf_t *b);

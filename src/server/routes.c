@@ -35,11 +35,15 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static bool is_post(const wm_req_t *r) { return strcmp(r->method, "POST") == 0; }
-static bool is_get(const wm_req_t *r) { return strcmp(r->method, "GET") == 0; }
+bool wm__is_post(const wm_req_t *r) { return strcmp(r->method, "POST") == 0; }
+bool wm__is_get(const wm_req_t *r) { return strcmp(r->method, "GET") == 0; }
+#define is_post wm__is_post
+#define is_get wm__is_get
+#define qparam wm__qparam
+#define answer wm__answer
 
 /* Query parameter, percent-decoded, in the arena; NULL if absent. */
-static const char *qparam(wm_arena_t *a, const wm_req_t *r, const char *name)
+const char *wm__qparam(wm_arena_t *a, const wm_req_t *r, const char *name)
 {
     wm_params_t ps = {0};
     if (wm_form_parse(a, r->query, r->query_len, &ps))
@@ -311,7 +315,7 @@ static int handle_users(wm_req_t *r, wm_arena_t *a, const char **seg, int n)
 
 /* ---- journeys, channels, templates, messages, leads ---- */
 
-static int answer(wm_req_t *r, int rc, wm_buf_t *b, unsigned ok_status)
+int wm__answer(wm_req_t *r, int rc, wm_buf_t *b, unsigned ok_status)
 {
     int out;
     if (rc == 0)
@@ -626,6 +630,12 @@ static int handle_api(wm_req_t *r, wm_arena_t *a)
     if (!strcmp(seg[2], "journeys")) {
         wm_buf_release(&b);
         return handle_journeys(r, a, seg, n, project, role);
+    }
+    if (!strcmp(seg[2], "tags") || !strcmp(seg[2], "segments") ||
+        (!strcmp(seg[2], "users") && n >= 5 &&
+         (!strcmp(seg[4], "tags") || !strcmp(seg[4], "recommendations")))) {
+        wm_buf_release(&b);
+        return wm__route_audience(r, a, seg, n, project, role);
     }
     if (!strcmp(seg[2], "channels") || !strcmp(seg[2], "templates") || !strcmp(seg[2], "settings")) {
         wm_buf_release(&b);

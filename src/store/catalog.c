@@ -62,6 +62,13 @@ static const char *SCHEMA_SQL =
     "  definition TEXT NOT NULL, PRIMARY KEY(project, key));"
     "CREATE TABLE IF NOT EXISTS project_settings(project TEXT NOT NULL, name TEXT NOT NULL,"
     "  value TEXT NOT NULL, PRIMARY KEY(project, name));"
+    "CREATE TABLE IF NOT EXISTS audience_defs(kind TEXT NOT NULL, project TEXT NOT NULL,"
+    "  key TEXT NOT NULL, id INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'draft',"
+    "  draft TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(kind, project, key), UNIQUE(kind, id));"
+    "CREATE TABLE IF NOT EXISTS audience_versions(kind TEXT NOT NULL, project TEXT NOT NULL,"
+    "  key TEXT NOT NULL, version INTEGER NOT NULL, definition TEXT NOT NULL,"
+    "  published_ms INTEGER NOT NULL, PRIMARY KEY(kind, project, key, version));"
     "INSERT OR IGNORE INTO projects(name, token) VALUES('default', NULL);";
 
 static const char *TYPE_NAMES[] = {"none", "number", "bool", "string", "list", "datetime", "date"};
@@ -954,4 +961,167 @@ int wm__catalog_journeys_json(wm_catalog_t *c, const char *project, wm_buf_t *ou
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+/* ---- audience definitions (tags, segments) ---- */
+
+int wm__catalog_aud_save(wm_catalog_t *c, const char *kind, const char *project, const char *key,
+                         const char *json)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)wall_ms());
+    const char *p[6] = {kind, project, key, kind, json, now};
+    pthread_mutex_lock(&c->mu);
+    /* ids are small, stable and never reused within a kind: they key the
+     * partitions' membership stores */
+    int rc = exec_text(c,
+                       "INSERT INTO audience_defs(kind, project, key, id, draft, updated_ms) "
+                       "VALUES(?,?,?,(SELECT COALESCE(MAX(id), 0) + 1 FROM audience_defs WHERE kind = ?),"
+                       "?,CAST(? AS INTEGER)) "
+                       "ON CONFLICT(kind, project, key) DO UPDATE SET draft = excluded.draft, "
+                       "updated_ms = excluded.updated_ms",
+                       6, p);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_aud_get(wm_catalog_t *c, const char *kind, const char *project, const char *key,
+                        wm__aud_row_t *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st;
+    int rc = WM_EIO;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT status, draft, version, updated_ms, id FROM audience_defs "
+                           "WHERE kind = ? AND project = ? AND key = ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, project, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+        rc = WM_ENOTFOUND;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            snprintf(out->status, sizeof out->status, "%s", (const char *)sqlite3_column_text(st, 0));
+            out->draft = wm_strdup((const char *)sqlite3_column_text(st, 1));
+            out->version = (uint32_t)sqlite3_column_int(st, 2);
+            out->updated_ms = sqlite3_column_int64(st, 3);
+            out->id = (uint32_t)sqlite3_column_int(st, 4);
+            rc = out->draft ? 0 : WM_ENOMEM;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_aud_publish(wm_catalog_t *c, const char *kind, const char *project, const char *key,
+                            uint32_t *version)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = WM_EIO;
+    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&c->mu);
+        return WM_EIO;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT version, draft FROM audience_defs WHERE kind = ? AND project = ? AND key = ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, project, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+        rc = WM_ENOTFOUND;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            uint32_t v = (uint32_t)sqlite3_column_int(st, 0) + 1;
+            char *draft = wm_strdup((const char *)sqlite3_column_text(st, 1));
+            sqlite3_finalize(st);
+            st = NULL;
+            char vs[16], now[24];
+            snprintf(vs, sizeof vs, "%u", v);
+            snprintf(now, sizeof now, "%lld", (long long)wall_ms());
+            const char *p1[6] = {kind, project, key, vs, draft, now};
+            const char *p2[5] = {vs, now, kind, project, key};
+            rc = draft ? exec_text(c,
+                                   "INSERT INTO audience_versions(kind, project, key, version, definition, "
+                                   "published_ms) VALUES(?,?,?,CAST(? AS INTEGER),?,CAST(? AS INTEGER))",
+                                   6, p1)
+                       : WM_ENOMEM;
+            if (!rc)
+                rc = exec_text(c,
+                               "UPDATE audience_defs SET version = CAST(? AS INTEGER), status = 'published', "
+                               "updated_ms = CAST(? AS INTEGER) WHERE kind = ? AND project = ? AND key = ?",
+                               5, p2);
+            wm_free(draft);
+            if (!rc)
+                *version = v;
+        }
+        if (st)
+            sqlite3_finalize(st);
+    }
+    sqlite3_exec(c->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_aud_status(wm_catalog_t *c, const char *kind, const char *project, const char *key,
+                           const char *status)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)wall_ms());
+    const char *p[5] = {status, now, kind, project, key};
+    pthread_mutex_lock(&c->mu);
+    int rc = exec_text(c, "UPDATE audience_defs SET status = ?, updated_ms = CAST(? AS INTEGER) "
+                          "WHERE kind = ? AND project = ? AND key = ?",
+                       5, p);
+    if (!rc && sqlite3_changes(c->db) == 0)
+        rc = WM_ENOTFOUND;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_aud_current(wm_catalog_t *c, const char *kind, wm__aud_version_cb cb, void *ctx)
+{
+    const char *binds[1] = {kind};
+    rows_t r;
+    int rc = query_rows(c,
+                        "SELECT d.project, d.key, d.id, v.version, v.definition, d.status "
+                        "FROM audience_defs d JOIN audience_versions v ON v.kind = d.kind AND "
+                        "v.project = d.project AND v.key = d.key AND v.version = d.version "
+                        "WHERE d.kind = ? ORDER BY d.project, d.id",
+                        1, binds, 6, &r);
+    for (size_t i = 0; !rc && i < r.n; i++) {
+        char **row = &r.v[i * 6];
+        if (row[0] && row[1] && row[2] && row[3] && row[4] && row[5])
+            rc = cb(ctx, row[0], row[1], (uint32_t)strtoul(row[2], NULL, 10),
+                    (uint32_t)strtoul(row[3], NULL, 10), row[4], row[5]);
+    }
+    rows_free(&r);
+    return rc;
+}
+
+int wm__catalog_aud_list_json(wm_catalog_t *c, const char *kind, const char *project, wm_buf_t *out)
+{
+    const char *binds[2] = {kind, project};
+    rows_t r;
+    int rc = query_rows(c,
+                        "SELECT key, id, status, version, updated_ms, draft FROM audience_defs "
+                        "WHERE kind = ? AND project = ? ORDER BY key",
+                        2, binds, 6, &r);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < r.n; i++) {
+        char **row = &r.v[i * 6];
+        if (!row[0] || !row[1] || !row[2] || !row[3] || !row[4] || !row[5])
+            continue;
+        if (i)
+            wm_buf_putc(out, ',');
+        wm_buf_puts(out, "{\"key\":");
+        wm_buf_json_str(out, row[0], strlen(row[0]));
+        wm_buf_printf(out, ",\"id\":%s,\"status\":", row[1]);
+        wm_buf_json_str(out, row[2], strlen(row[2]));
+        wm_buf_printf(out, ",\"version\":%s,\"updated_ms\":%s,\"definition\":%s}", row[3], row[4],
+                      row[5]);
+    }
+    rows_free(&r);
+    return 0;
 }

@@ -104,6 +104,34 @@ typedef int (*wm__journey_version_cb)(void *ctx, const char *project, const char
 int wm__catalog_journey_versions(wm_catalog_t *c, wm__journey_version_cb cb, void *ctx);
 int wm__catalog_journeys_json(wm_catalog_t *c, const char *project, wm_buf_t *out);
 
+/* ---- audience definitions: kind "tag" or "segment" ---- */
+
+typedef struct wm__aud_row {
+    char status[16];            /* draft | published | archived */
+    char *draft;                /* wm_malloc'd JSON, caller frees */
+    uint32_t version;           /* latest published version, 0 if never */
+    uint32_t id;                /* numeric id, stable for the key's life */
+    int64_t updated_ms;
+} wm__aud_row_t;
+
+/* Creates (with a new numeric id) or replaces the draft. */
+int wm__catalog_aud_save(wm_catalog_t *c, const char *kind, const char *project, const char *key,
+                         const char *json);
+int wm__catalog_aud_get(wm_catalog_t *c, const char *kind, const char *project, const char *key,
+                        wm__aud_row_t *out);
+/* Copies the draft into a new version (returned) and marks it published. */
+int wm__catalog_aud_publish(wm_catalog_t *c, const char *kind, const char *project, const char *key,
+                            uint32_t *version);
+int wm__catalog_aud_status(wm_catalog_t *c, const char *kind, const char *project, const char *key,
+                           const char *status);
+typedef int (*wm__aud_version_cb)(void *ctx, const char *project, const char *key, uint32_t id,
+                                  uint32_t version, const char *definition, const char *status);
+/* The current published version of every definition of a kind. */
+int wm__catalog_aud_current(wm_catalog_t *c, const char *kind, wm__aud_version_cb cb, void *ctx);
+/* Appends the definitions of a project as comma-separated JSON objects
+ * {key,id,status,version,updated_ms,definition (the draft)}. */
+int wm__catalog_aud_list_json(wm_catalog_t *c, const char *kind, const char *project, wm_buf_t *out);
+
 /* SHA-256 hex of s (65 bytes with NUL). */
 void wm__sha256_hex(const char *s, size_t n, char hex[65]);
 
