@@ -27,6 +27,13 @@
 #define WM_TAG_BUCKETS_MAX 32
 #define WM_SEGMENT_OPERANDS_MAX 16
 #define WM_AUD_KEY_MAX 64           /* tag / segment key: [A-Za-z_][A-Za-z0-9_]{0,63} */
+/* Display name and description (UTF-8 bytes): a console label (a few dozen
+ * Chinese characters) and a paragraph; the bound keeps catalog rows small. */
+#define WM_AUD_NAME_MAX 256
+#define WM_AUD_DESCRIPTION_MAX 4096
+/* A tag value (layer value, default, bucket name), UTF-8 bytes: values are
+ * labels such as "高净值", stored per customer, so they stay short. */
+#define WM_TAG_VALUE_MAX 256
 
 /* One validation problem: JSON path ("$" = the whole definition) and text. */
 typedef struct wm_aud_error {

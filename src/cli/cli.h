@@ -22,5 +22,10 @@ int wm_cli_deadletter(int argc, char **argv);
  * [--journeys K,K] FILE...`: prints "FILE: ok (N nodes)" or one line per
  * error "FILE: node 'x' field 'y': message"; 1 if any file has an error. */
 int wm_cli_journey(int argc, char **argv);
+/* `waymark tag validate FILE...` / `waymark segment validate FILE...`: a FILE
+ * holds one definition or a list; prints "FILE: ok" or one line per error
+ * "FILE: $.path: message" ("$[i].path" in a list); 1 if any file has an error. */
+int wm_cli_tag(int argc, char **argv);
+int wm_cli_segment(int argc, char **argv);
 
 #endif

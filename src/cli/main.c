@@ -19,6 +19,8 @@ static void usage(FILE *f)
             "  gen          write a realistic synthetic data set (NDJSON) for a seed\n"
             "  deadletter   list or replay rejected records (list|replay)\n"
             "  journey      validate journey definitions (journey validate FILE...)\n"
+            "  tag          validate tag definitions (tag validate FILE...)\n"
+            "  segment      validate segment definitions (segment validate FILE...)\n"
             "  version      print the version\n"
             "\n"
             "run 'waymark <command> --help' for a command's options\n");
@@ -41,6 +43,10 @@ int main(int argc, char **argv)
         return wm_cli_deadletter(argc - 1, argv + 1);
     if (strcmp(cmd, "journey") == 0)
         return wm_cli_journey(argc - 1, argv + 1);
+    if (strcmp(cmd, "tag") == 0)
+        return wm_cli_tag(argc - 1, argv + 1);
+    if (strcmp(cmd, "segment") == 0)
+        return wm_cli_segment(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("waymark %s\n", WM_VERSION);
         return 0;
