@@ -46,6 +46,10 @@
  * lookups, then one sort of the eligible candidates: O(n log n) in the
  * number of candidates, linear in views, held products and co-purchases.
  * Scratch memory is allocated per call and freed before returning.
+ *
+ * Errors: WM_EINVAL for NULL or inconsistent input (see validate), WM_ELIMIT
+ * above the WM_REC_*_MAX limits, WM_ENOMEM; *n_out is 0 on every error.
+ * docs/recommendations.md explains the same for readers of the API.
  */
 #include <math.h>
 #include <stdarg.h>

@@ -342,6 +342,15 @@ static void test_views_beat_popularity(void **state)
     assert_string_equal(out[0].reason, "viewed once, today");
     assert_string_equal(out[1].reason, "viewed 2 times, last 30 days ago");
     assert_true(fabs(out[0].score - 0.5) < 1e-12);
+
+    /* the newest view is found whatever the order of the input */
+    wm_rec_view_t v3[] = {{.id = "a", .time_ms = NOW - 9 * DAY},
+                          {.id = "a", .time_ms = NOW - DAY - 60000},
+                          {.id = "a", .time_ms = NOW - 4 * DAY}};
+    in.views = v3;
+    assert_int_equal(run(&in, out), 2);
+    assert_string_equal(out[0].id, "a");
+    assert_string_equal(out[0].reason, "viewed 3 times, last yesterday");
 }
 
 static void test_same_category(void **state)
