@@ -163,4 +163,14 @@
 /* Customers a preview samples. */
 #define WM_AUD_SAMPLE 20
 
+/* ---- product recommendations (wm_recommend) ---- */
+/* Candidate products per call: a bank or brokerage sells thousands of funds
+ * and wealth products; 1M bounds the per-call scratch memory (~100 MB). */
+#define WM_REC_ITEMS_MAX 1000000
+/* Recent views, held products and co-purchase rows per call: a customer's
+ * recent history, not a log scan; each bounds one pass of the call. */
+#define WM_REC_VIEWS_MAX 100000
+#define WM_REC_HELD_MAX 100000
+#define WM_REC_CO_MAX 1000000
+
 #endif
