@@ -23,6 +23,8 @@
  */
 #include "partition.h"
 
+#include "waymark/engine.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -109,6 +111,13 @@ static bool host_in_segment(void *ctx, void *aud_tx, uint64_t user_id, const cha
     return aud_tx && wm__aud_in_segment(aud_tx, user_id, project, segment);
 }
 
+static int host_recommend(void *ctx, uint64_t user_id, const char *project, const char *type, uint32_t n,
+                          wm_buf_t *out)
+{
+    wm_part_t *p = ctx;
+    return wm_engine_recommendations_json(p->engine, project, user_id, type, n, false, out);
+}
+
 /* The audience runtime's $SegmentEntered / $SegmentExited go through the
  * journey runtime's op queue (op_ctx = the journey txn context). */
 static int host_op_event(void *op_ctx, uint64_t user_id, const char *project, const char *event,
@@ -181,6 +190,7 @@ int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_
         .tag_set = host_tag_set,
         .tags_json = host_tags_json,
         .in_segment = host_in_segment,
+        .recommend = host_recommend,
     };
     if ((rc = wm__jrt_open(p->env, txn, wm__engine_jreg(e), &host, &p->jrt))) {
         mdb_txn_abort(txn);
@@ -575,6 +585,76 @@ bool wm__part_wait_ready(wm_part_t *p, int timeout_ms)
     return ok;
 }
 
+/* ---- one-time moves of stored data ---- */
+
+/* Tags set by journeys used to live in the journey runtime's own DBI
+ * ("j_tags": user -> {tag: value}); they now belong to the audience's tag
+ * store. A data directory written before that is moved over once, in one
+ * transaction, and the old DBI dropped. */
+static int migrate_journey_tags(wm_part_t *p)
+{
+    MDB_txn *txn;
+    MDB_dbi old;
+    if (mdb_txn_begin(p->env, NULL, 0, &txn))
+        return WM_EIO;
+    int rc = mdb_dbi_open(txn, "j_tags", 0, &old);
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return 0;
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return WM_EIO;
+    }
+    apply_ctx_t ac = {.p = p, .txn = txn};
+    wm_arena_init(&ac.jarena, 64 * 1024);
+    tx_begin(&ac);
+    MDB_cursor *c;
+    uint64_t moved = 0;
+    rc = mdb_cursor_open(txn, old, &c) ? WM_EIO : 0;
+    MDB_val k, v;
+    int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (mrc == 0 && !rc) {
+        wm_arena_reset(&ac.jarena);
+        uint64_t user = k.mv_size == 8 ? wm_get_be64(k.mv_data) : 0;
+        char *meta = NULL, *copy = wm_arena_strndup(&ac.jarena, v.mv_data, v.mv_size);
+        size_t mlen = 0;
+        wm_json_t *tags = NULL, *um = NULL;
+        wm_json_error_t je;
+        const char *project = "default";
+        if (user && wm__part_user_meta(p, user, &meta, &mlen) == 0) {
+            char *mc = wm_arena_strndup(&ac.jarena, meta, mlen);
+            if (mc && wm_json_parse(&ac.jarena, mc, mlen, &um, &je) == 0 && wm_json_str(wm_json_get(um, "project")))
+                project = wm_json_str(wm_json_get(um, "project"));
+        }
+        wm_free(meta);
+        if (user && copy && wm_json_parse(&ac.jarena, copy, v.mv_size, &tags, &je) == 0 &&
+            tags->type == WM_JSON_OBJECT)
+            for (const wm_json_t *t = tags->u.child; t && !rc; t = t->next, moved++)
+                rc = wm__aud_tag_set(&ac.atx, user, project, t->key, t, "journey");
+        if (!rc)
+            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (!rc)
+        mdb_cursor_close(c);
+    if (!rc)
+        rc = mdb_drop(txn, old, 1) ? WM_EIO : 0;
+    if (rc || mdb_txn_commit(txn)) {
+        if (rc)
+            mdb_txn_abort(txn);
+        tx_aborted(&ac);
+        rc = rc ? rc : WM_EIO;
+    } else {
+        tx_committed(&ac);
+        if (moved)
+            fprintf(stderr, "waymark: partition %u: moved %llu journey tags to the tag store\n", p->index,
+                    (unsigned long long)moved);
+    }
+    wm_arena_release(&ac.jarena);
+    wm__atx_release(&ac.atx);
+    return rc;
+}
+
 /* ---- replay ---- */
 
 static int replay(wm_part_t *p)
@@ -921,7 +1001,9 @@ static void queue_ops(wm_part_t *p)
 static void *writer_main(void *arg)
 {
     wm_part_t *p = arg;
-    int rc = replay(p);
+    int rc = migrate_journey_tags(p);
+    if (!rc)
+        rc = replay(p);
     if (rc) {
         fprintf(stderr, "waymark: partition %u: replay failed: %s\n", p->index, wm_strerror(rc));
         atomic_store(&p->failed, 1);

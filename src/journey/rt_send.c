@@ -180,7 +180,44 @@ typedef struct render_ctx {
     const wm_inst_t *in;
     const wm_jversion_t *v;
     wm_json_t *scratch;
+    const wm_json_t *recs;      /* recommendations, fetched at the first {{recommend.*}} */
+    bool recs_fetched;
 } render_ctx_t;
+
+/* {{recommend.N.field}}: the N-th product recommended to the customer
+ * (fund_name = name); the answer is fetched once per render. */
+static const wm_json_t *lookup_recommend(render_ctx_t *r, const char *name)
+{
+    wm_jrt_t *rt = r->t->rt;
+    if (!r->recs_fetched) {
+        r->recs_fetched = true;
+        wm_buf_t b;
+        wm_buf_init(&b, 0);
+        if (rt->host.recommend &&
+            rt->host.recommend(rt->host.ctx, r->in->user_id, r->in->project, "fund", 10, &b) == 0 && !b.err) {
+            char *copy = wm_arena_strndup(r->t->arena, b.data, b.len);
+            wm_json_t *o;
+            wm_json_error_t je;
+            if (copy && wm_json_parse(r->t->arena, copy, b.len, &o, &je) == 0)
+                r->recs = wm_json_get(o, "recommendations");
+        }
+        wm_buf_release(&b);
+    }
+    char *end;
+    unsigned long ix = strtoul(name, &end, 10);
+    if (end == name || *end != '.' || !r->recs)
+        return NULL;
+    const char *field = end + 1;
+    if (!strcmp(field, "fund_name"))
+        field = "name";
+    if (!strcmp(field, "fund_code"))
+        field = "id";
+    unsigned long k = 0;
+    for (const wm_json_t *c = r->recs->u.child; c; c = c->next, k++)
+        if (k == ix)
+            return wm_json_get(c, field);
+    return NULL;
+}
 
 static const wm_json_t *lookup(void *ctx, const char *scope, const char *name)
 {
@@ -195,6 +232,12 @@ static const wm_json_t *lookup(void *ctx, const char *scope, const char *name)
         const char *s = !strcmp(name, "name") ? r->v->def->name : !strcmp(name, "key") ? r->v->key : NULL;
         return s ? wm_json_new_str(r->t->arena, s, strlen(s)) : NULL;
     }
+    if (!strcmp(scope, "tag")) {
+        wm_jrt_t *rt = r->t->rt;
+        return rt->host.tag_get ? rt->host.tag_get(rt->host.ctx, r->t->aud_tx, r->in->user_id, name) : NULL;
+    }
+    if (!strcmp(scope, "recommend"))
+        return lookup_recommend(r, name);
     return NULL;
 }
 
@@ -556,6 +599,8 @@ static void recent_events(wm_jtx_t *t, uint64_t user_id, wm_buf_t *out)
     wm_buf_putc(out, ']');
 }
 
+static void lead_recommendations(wm_jtx_t *t, const wm_inst_t *in, wm_buf_t *b);
+
 int wm__rt_lead(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_jnode_t *n,
                 const wm_json_t *event)
 {
@@ -606,6 +651,7 @@ int wm__rt_lead(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_jno
         wm_buf_puts(&b, "{}");
     wm_buf_puts(&b, ",\"recent_events\":");
     recent_events(t, in->user_id, &b);
+    lead_recommendations(t, in, &b);
     wm_buf_putc(&b, '}');
     MDB_val k = {strlen(id), id}, val = {b.len, b.data};
     int rc = b.err ? b.err : (mdb_put(t->txn, t->rt->lead, &k, &val, 0) ? WM_EIO : 0);
@@ -618,6 +664,30 @@ int wm__rt_lead(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const wm_jno
     if (!rc)
         rc = wm__rt_op_event(t, in->user_id, in->project, "$LeadCreated", props, false);
     return rc;
+}
+
+/* The products the advisor could talk about (suitable for the customer),
+ * as the lead's "recommendations" (empty when none can be given). */
+static void lead_recommendations(wm_jtx_t *t, const wm_inst_t *in, wm_buf_t *b)
+{
+    wm_jrt_t *rt = t->rt;
+    wm_buf_puts(b, ",\"recommendations\":");
+    wm_buf_t r;
+    wm_buf_init(&r, 0);
+    const wm_json_t *list = NULL;
+    if (rt->host.recommend && rt->host.recommend(rt->host.ctx, in->user_id, in->project, "fund", 5, &r) == 0 &&
+        !r.err) {
+        char *copy = wm_arena_strndup(t->arena, r.data, r.len);
+        wm_json_t *o;
+        wm_json_error_t je;
+        if (copy && wm_json_parse(t->arena, copy, r.len, &o, &je) == 0)
+            list = wm_json_get(o, "recommendations");
+    }
+    if (list)
+        wm_json_write(b, list);
+    else
+        wm_buf_puts(b, "[]");
+    wm_buf_release(&r);
 }
 
 /* ---- commands ---- */

@@ -126,6 +126,10 @@ typedef struct wm_jrt_host {
     int (*tags_json)(void *ctx, void *aud_tx, uint64_t user_id, wm_buf_t *out);
     bool (*in_segment)(void *ctx, void *aud_tx, uint64_t user_id, const char *project,
                        const char *segment);
+    /* product recommendations for the user (JSON answer of
+     * GET /api/v1/users/{id}/recommendations appended to out) */
+    int (*recommend)(void *ctx, uint64_t user_id, const char *project, const char *type, uint32_t n,
+                     wm_buf_t *out);
     uint32_t n_parts;
     const char *default_tz;     /* default "Asia/Shanghai" */
 } wm_jrt_host_t;

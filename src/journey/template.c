@@ -49,7 +49,7 @@ struct wm_template {
     uint32_t n_vars;
 };
 
-static const char *const SCOPES[] = {"profile", "event", "item", "journey", "user"};
+static const char *const SCOPES[] = {"profile", "event", "item", "journey", "user", "tag", "recommend"};
 
 static void set_err(char *err, size_t err_len, size_t off, const char *msg)
 {
