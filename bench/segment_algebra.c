@@ -7,7 +7,7 @@
  * representations are compared on the same two sets A and B:
  *
  *   roaring  CRoaring bitmaps (Debian libroaring 0.2.66), run_optimize'd
- *   array    sorted uint32 arrays, linear merges, binary search
+ *   array    sorted uint32 arrays, branch-free linear merges, binary search
  *   bitset   one bit per possible user (universe / 8 bytes per set)
  *
  * Two distributions, each drawn from a fixed seed: "random" (members uniform
