@@ -286,6 +286,7 @@ typedef struct uctx {
     /* changes made while handling this record */
     bool *tag_dirty;
     bool *seg_dirty;
+    bool preview;               /* counters nobody keeps are computed by a scan */
 } uctx_t;
 
 static const wm_json_t *load_profile(wm_atx_t *t, uint64_t user_id)
@@ -305,10 +306,16 @@ static size_t cnt_key(unsigned char *kb, uint64_t user_id, const char *spec_key)
     return 16;
 }
 
+static bool spec_maintained(wm_atx_t *t, const wm_counter_spec_t *spec);
+static int counter_scan(void *ctx, const wm_counter_spec_t *spec, int32_t from_day, int32_t to_day,
+                        wm_agg_t *out);
+
 static int env_behaviour(void *ctx, const wm_counter_spec_t *spec, int32_t from_day, int32_t to_day,
                          wm_agg_t *out)
 {
     uctx_t *u = ctx;
+    if (u->preview && !spec_maintained(u->t, spec))
+        return counter_scan(ctx, spec, from_day, to_day, out);
     unsigned char kb[16];
     MDB_val k = {cnt_key(kb, u->user_id, spec->key), kb}, v;
     memset(out, 0, sizeof *out);
@@ -527,6 +534,21 @@ static int rebuild_cb(void *ctx, const wm_json_t *ev)
     if (tm && tm->is_int)
         wm_buckets_add(r->blob, &r->len, local_day(tm->i64, r->u->tz_min), value, dv);
     return 0;
+}
+
+/* A counter nobody keeps (a preview of a new did-clause): the same blob
+ * built from the user's events of the window, then queried. */
+static int counter_scan(void *ctx, const wm_counter_spec_t *spec, int32_t from_day, int32_t to_day,
+                        wm_agg_t *out)
+{
+    uctx_t *u = ctx;
+    unsigned char blob[WM_BUCKETS_BYTES_MAX];
+    rebuild_t r = {.u = u, .spec = spec, .blob = blob, .len = 0};
+    int64_t from = (int64_t)from_day * 86400000 - (int64_t)u->tz_min * 60000;
+    int64_t to = (int64_t)(to_day + 1) * 86400000 - (int64_t)u->tz_min * 60000;
+    memset(out, 0, sizeof *out);
+    int rc = env_events(u, from, to, rebuild_cb, &r);
+    return rc ? rc : wm_buckets_query(blob, r.len, from_day, to_day, out);
 }
 
 static int counter_rebuild(uctx_t *u, const wm_counter_spec_t *spec)
@@ -1319,6 +1341,32 @@ static int recompute_user(wm_atx_t *t, uint64_t user_id, const char *project, ch
     return settle(&u, kind == 'c' ? "clock" : "publish");
 }
 
+/* A counter no published definition reads any more stops being kept; its
+ * "maintained" mark goes, so a later definition reading it again rebuilds
+ * it from the events instead of trusting a stale blob. */
+static int forget_dropped_specs(wm_atx_t *t)
+{
+    const wm_asnap_t *s = t->snap;
+    MDB_cursor *c;
+    if (mdb_cursor_open(t->txn, t->rt->meta, &c))
+        return WM_EIO;
+    MDB_val k = {5, "spec:"}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), rc = 0;
+    while (mrc == 0 && k.mv_size == 13 && !memcmp(k.mv_data, "spec:", 5)) {
+        uint64_t h = wm_get_be64((const unsigned char *)k.mv_data + 5);
+        bool live = false;
+        for (uint32_t i = 0; i < s->n_specs && !live; i++)
+            live = wm_hash64(s->specs[i]->key, strlen(s->specs[i]->key), 0x636e74) == h;
+        if (!live && (rc = mdb_rc(mdb_cursor_del(c, 0))))
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, live ? MDB_NEXT : MDB_GET_CURRENT);
+        if (!live && mrc == MDB_NOTFOUND)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
 /* Schedules a recompute for every definition whose version this partition
  * has not computed yet ("done:" + kind + id -> version in a_meta). */
 static int schedule_new_versions(wm_atx_t *t)
@@ -1358,6 +1406,8 @@ static int schedule_new_versions(wm_atx_t *t)
         }
         rc = task_put(t, kind, id, 0, version);
     }
+    if (!rc)
+        rc = forget_dropped_specs(t);
     if (!rc)
         a->seen_snap = s;
     return rc;
@@ -1833,7 +1883,7 @@ int wm__aud_preview(wm_aud_t *a, const char *project, const wm_cond_t *cond, int
             uint64_t user = wm_get_be64(k.mv_data);
             const char *p = user_project(&t, &v);
             if (p && !strcmp(p, project)) {
-                uctx_t u = {.t = &t, .user_id = user, .project = project};
+                uctx_t u = {.t = &t, .user_id = user, .project = project, .preview = true};
                 u.profile = load_profile(&t, user);
                 u.tz_min = tz_offset(a, u.profile, now_ms);
                 if (eval(&u, cond))

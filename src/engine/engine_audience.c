@@ -415,7 +415,7 @@ static void member_out(member_row_t *m, uint64_t user, bool first, wm_buf_t *out
 {
     wm_part_t *p = m->e->parts[user % m->e->n_parts];
     const wm_json_t *profile = NULL;
-    if (m->n_fields) {
+    if (m->n_fields || m->n_ids) {
         char *json = NULL;
         size_t len = 0;
         if (wm__part_profile_get(p, user, &json, &len) == 0) {
@@ -434,10 +434,17 @@ static void member_out(member_row_t *m, uint64_t user, bool first, wm_buf_t *out
             wm_buf_putc(out, ',');
         wm_buf_printf(out, "{\"user_id\":\"%llu\"", (unsigned long long)user);
     }
+    /* ids not kept as identities (a mobile only in the profile) fall back
+     * to the profile property of that name */
     for (uint32_t i = 0; i < m->n_ids; i++) {
         char kb[160];
         first_ident_t f = {.want = ident_key(m->ids[i], kb, sizeof kb)};
         wm_identity_list(m->e->identity, m->project, user, first_ident_cb, &f);
+        const char *pv = f.found ? NULL : wm_json_str(wm_json_get(profile, m->ids[i]));
+        if (pv) {
+            snprintf(f.value, sizeof f.value, "%s", pv);
+            f.found = true;
+        }
         if (m->csv) {
             wm_buf_putc(out, ',');
             csv_cell(out, f.found ? f.value : "");

@@ -747,7 +747,7 @@ static int preflight(wm_req_t *r)
     if (!resp)
         return MHD_NO;
     wm__http_cors(r, resp);
-    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, PUT, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
     const char *req_headers = wm__http_header(r, "Access-Control-Request-Headers");
     MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                             req_headers && *req_headers
@@ -771,7 +771,7 @@ int wm__route(wm_req_t *r)
     wm_arena_init(&a, 64 * 1024);
     a.limit_bytes = (size_t)WM_DECODED_BYTES_MAX * 4;
     int out;
-    if (!is_get(r) && !is_post(r) && strcmp(r->method, "PUT") != 0)
+    if (!is_get(r) && !is_post(r) && strcmp(r->method, "PUT") != 0 && strcmp(r->method, "DELETE") != 0)
         out = wm__http_error(r, 405, "method_not_allowed", "", "method not allowed");
     else if (ends_with(path, "/sa") || ends_with(path, "/sa.gif"))
         out = handle_sensors(r, &a, false, ends_with(path, ".gif"));
