@@ -27,5 +27,7 @@ int wm_cli_journey(int argc, char **argv);
  * "FILE: $.path: message" ("$[i].path" in a list); 1 if any file has an error. */
 int wm_cli_tag(int argc, char **argv);
 int wm_cli_segment(int argc, char **argv);
+/* `waymark tag import` / `waymark segment import` (kind "tag" / "segment"). */
+int wm_cli_aud_import(const char *kind, int argc, char **argv);
 
 #endif

@@ -19,8 +19,10 @@ static void usage(FILE *f)
             "  gen          write a realistic synthetic data set (NDJSON) for a seed\n"
             "  deadletter   list or replay rejected records (list|replay)\n"
             "  journey      validate journey definitions (journey validate FILE...)\n"
-            "  tag          validate tag definitions (tag validate FILE...)\n"
-            "  segment      validate segment definitions (segment validate FILE...)\n"
+            "  tag          validate tag definitions (tag validate FILE...), import values\n"
+            "               (tag import --tag KEY [--data DIR | --url URL] FILE)\n"
+            "  segment      validate segment definitions (segment validate FILE...), import a\n"
+            "               static list (segment import --segment KEY ... FILE)\n"
             "  version      print the version\n"
             "\n"
             "run 'waymark <command> --help' for a command's options\n");
@@ -43,6 +45,8 @@ int main(int argc, char **argv)
         return wm_cli_deadletter(argc - 1, argv + 1);
     if (strcmp(cmd, "journey") == 0)
         return wm_cli_journey(argc - 1, argv + 1);
+    if ((strcmp(cmd, "tag") == 0 || strcmp(cmd, "segment") == 0) && argc > 2 && !strcmp(argv[2], "import"))
+        return wm_cli_aud_import(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "tag") == 0)
         return wm_cli_tag(argc - 1, argv + 1);
     if (strcmp(cmd, "segment") == 0)

@@ -389,6 +389,36 @@ def test_tier_tag_drives_tiered_service():
             srv.cleanup()
 
 
+def test_cli_import():
+    """`waymark tag import` offline into a stopped server's data directory,
+    and through the API of a running one; rejected lines named by file line."""
+    srv = Server().start()
+    try:
+        t = int(time.time() * 1000)
+        post(srv, [profile(f"cl{i}", {"aum": i}, t) for i in range(3)])
+        publish_def(srv, "tags", {"key": "crm_grade", "kind": "imported", "type": "string"})
+        f = os.path.join(srv.data, "grades.csv")
+        with open(f, "w", encoding="utf-8") as fh:
+            fh.write("login_id,value\ncl0,A\ncl9,B\ncl1,B\n")
+        r = subprocess.run([BIN, "tag", "import", "--tag", "crm_grade", "--id-type", "login_id", "--url",
+                            f"http://127.0.0.1:{srv.port}", "--key", "wm_test_admin_key", f],
+                           capture_output=True, text=True)
+        check(r.returncode == 1 and "3 lines, 2 imported, 1 rejected" in r.stdout and
+              f"{f}:3: id:" in r.stderr, "tag import over the API names the bad line", (r.stdout, r.stderr))
+        srv.stop()
+        with open(f, "w", encoding="utf-8") as fh:
+            fh.write("login_id,value\ncl2,C\n")
+        r = subprocess.run([BIN, "tag", "import", "--tag", "crm_grade", "--id-type", "login_id", "--data",
+                            srv.data, f], capture_output=True, text=True)
+        check(r.returncode == 0 and "1 imported" in r.stdout, "offline tag import", (r.stdout, r.stderr))
+        srv.start()
+        got = {u: srv.user(u, id_type="login_id")[1]["tags"].get("crm_grade") for u in ("cl0", "cl1", "cl2")}
+        check(got == {"cl0": "A", "cl1": "B", "cl2": "C"}, "imported values after restart", got)
+    finally:
+        srv.cleanup()
+
+
+run_case(test_cli_import)
 run_case(test_generated_data)
 run_case(test_realtime)
 run_case(test_imports_lists_journeys)
