@@ -448,6 +448,22 @@ static int apply_merge(apply_ctx_t *ac, const wm_payload_hdr_t *h)
 /* Tags and segments read the event parsed once here (the journey runtime
  * parses its own copy). Operational events of the journey runtime's own
  * bookkeeping ($JourneyNodeEntered ...) feed counters like any event. */
+/* The user row is written with the record that created the user. A user
+ * created in the identity index whose first record was lost to a crash
+ * (identity commits before the log append) has none; the audience's
+ * background passes walk the user rows, so such a user gets its row with
+ * its next record. */
+static int ensure_user_row(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char *project)
+{
+    unsigned char kb[8];
+    wm_put_be64(kb, h->user_id);
+    MDB_val k = {8, kb}, v;
+    if (!project || mdb_get(ac->txn, ac->p->dbi_users, &k, &v) == 0)
+        return 0;
+    wm_record_t rec = {.project = project};
+    return apply_user_created(ac, h, &rec);
+}
+
 static int audience_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char *json, size_t len)
 {
     char *copy = wm_arena_strndup(&ac->jarena, json, len);
@@ -455,7 +471,11 @@ static int audience_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char
     wm_json_error_t je;
     if (!copy || wm_json_parse(&ac->jarena, copy, len, &ev, &je))
         return 0;
-    int rc = wm__aud_on_event_rec(&ac->atx, h->user_id, ev);
+    int rc = wm__aud_active(ac->p->aud) && !(h->flags & WM_PFLAG_USER_CREATED)
+                 ? ensure_user_row(ac, h, wm_json_str(wm_json_get(ev, "project")))
+                 : 0;
+    if (!rc)
+        rc = wm__aud_on_event_rec(&ac->atx, h->user_id, ev);
     return rc ? rc : wm__aud_on_event(&ac->atx, h->user_id, ev);
 }
 
@@ -525,6 +545,9 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     if (h.rec_type == WM_REC_ITEM_SET || h.rec_type == WM_REC_ITEM_DELETE)
         return apply_item(ac, &rec);
     if ((rc = apply_profile(ac, &h, &rec)))
+        return rc;
+    if (wm__aud_active(ac->p->aud) && !(h.flags & WM_PFLAG_USER_CREATED) &&
+        (rc = ensure_user_row(ac, &h, rec.project)))
         return rc;
     if (wm__aud_active(ac->p->aud) && (rc = wm__aud_on_profile(&ac->atx, h.user_id, rec.project)))
         return rc;
