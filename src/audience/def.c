@@ -98,6 +98,11 @@ void wm__aud_check_fields(wm__aud_cx_t *cx, const wm_json_t *obj, const char *pr
     }
 }
 
+const char *wm__aud_article(const char *word)
+{
+    return word && word[0] && strchr("aeio", word[0]) ? "an" : "a";
+}
+
 const char *wm__aud_str(wm__aud_cx_t *cx, const wm_json_t *obj, const char *key, const char *prefix,
                         bool required, size_t max_bytes, bool allow_empty)
 {
