@@ -70,28 +70,34 @@ void wm_aud_errors_json(const wm_aud_error_t *errs, uint32_t n, wm_buf_t *out)
 
 /* ------------------------------------------------------------ members */
 
-static bool in_set(const char *const *set, const char *s)
+/* Index of s in the NULL-terminated set, or -1. */
+static int set_index(const char *const *set, const char *s)
 {
-    for (; set && *set; set++)
-        if (strcmp(*set, s) == 0)
-            return true;
-    return false;
+    for (int k = 0; set && set[k]; k++)
+        if (strcmp(set[k], s) == 0)
+            return k;
+    return -1;
 }
+
+#define FIELDS_MAX 32
 
 void wm__aud_check_fields(wm__aud_cx_t *cx, const wm_json_t *obj, const char *prefix,
                           const char *const *allowed, const char *const *known, const char *what)
 {
+    /* one pass, counting the allowed fields: a definition with a million
+     * members costs a million lookups in a short list, not a million squared */
+    bool seen[FIELDS_MAX] = {false};
     char path[WM__AUD_PATH_MAX];
     for (const wm_json_t *m = obj->u.child; m; m = m->next) {
         wm__aud_path_key(path, prefix, m->key);
-        bool again = false;
-        for (const wm_json_t *p = obj->u.child; p != m && !again; p = p->next)
-            again = p->key_len == m->key_len && memcmp(p->key, m->key, m->key_len) == 0;
-        if (again)
+        int k = strlen(m->key) == m->key_len ? set_index(allowed, m->key) : -1;
+        if (k >= FIELDS_MAX)
+            continue; /* longer lists than any definition has: not checked for repeats */
+        if (k >= 0 && seen[k])
             wm__aud_err(cx, path, "given more than once");
-        else if (in_set(allowed, m->key))
-            continue;
-        else if (in_set(known, m->key))
+        else if (k >= 0)
+            seen[k] = true;
+        else if (set_index(known, m->key) >= 0)
             wm__aud_err(cx, path, "not a field of %s", what);
         else
             wm__aud_err(cx, path, "unknown field");

@@ -871,7 +871,7 @@ static void test_segment_all_errors_collected(void **state)
     check_errs(rc, errs, n,
                (const char *const[]){"$.key", "must not be empty", "$.name", "must be a string",
                                      "$.condition", "not a field of a static segment", "$.extra", "unknown field",
-                                     "$.extra", "given more than once", "$.refresh", "static",
+                                     "$.extra", "unknown field", "$.refresh", "static",
                                      "$.snapshot_of", "bad key", NULL});
 }
 
