@@ -22,6 +22,35 @@
 
 /* ------------------------------------------------------------ errors */
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    int n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    for (int k = 1; k < n; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+        (c == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* Paths and messages quote the input cut to a length ("%.64s"), which can
+ * split a character; each broken byte becomes '?', so every error stays
+ * valid UTF-8 and its JSON report parses. */
+static void utf8_scrub(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        int n = utf8_len(p);
+        if (n == 0) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 void wm__aud_err(wm__aud_cx_t *cx, const char *path, const char *fmt, ...)
 {
     uint32_t k = cx->n_errs++;
@@ -33,6 +62,8 @@ void wm__aud_err(wm__aud_cx_t *cx, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(e->path);
+    utf8_scrub(e->msg);
 }
 
 char *wm__aud_dup(wm__aud_cx_t *cx, const char *s)

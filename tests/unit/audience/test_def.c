@@ -903,6 +903,20 @@ static void test_errors_json(void **state)
     assert_int_equal(wm_json_get(v, "errors")->len, 2);
     wm_buf_release(&b);
 
+    /* quoted input cut mid-character ("%.64s" of a Chinese key) stays UTF-8 */
+    const char *cut = q("{'key': 'kx客户客户客户客户客户客户客户客户客户客户客户客户客户客户客户客户客户客户客户客户客户客户', 'kind': 'manual'}");
+    wm_aud_error_t ce[MAX_ERRS];
+    uint32_t cn = 0;
+    wm_tag_def_t *ct = NULL;
+    assert_int_equal(wm_tag_compile_text(cut, strlen(cut), &ct, ce, MAX_ERRS, &cn), WM_EINVAL);
+    assert_int_equal(cn, 1);
+    assert_non_null(strstr(ce[0].msg, "bad key 'kx客户"));
+    assert_non_null(strstr(ce[0].msg, "?': letters")); /* the split character */
+    wm_buf_init(&b, 0);
+    wm_aud_errors_json(ce, cn, &b);
+    assert_int_equal(wm_json_parse(&arena, b.data, b.len, &v, NULL), 0);
+    wm_buf_release(&b);
+
     /* straight from a compile */
     const char *json = q("{'key': 'k', 'kind': 'rule', 'layers': [{'value': 'a', 'if': {'profile': 'x', 'op': '=>'}}]}");
     uint32_t n = 0;
