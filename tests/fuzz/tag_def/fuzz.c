@@ -49,7 +49,8 @@ static void check_tag(const wm_tag_def_t *t)
     if (t->kind == WM_TAG_METRIC) {
         if (!t->event || t->agg < WM_METRIC_COUNT || t->agg > WM_METRIC_DAYS_SINCE)
             abort();
-        if ((t->agg == WM_METRIC_DAYS_SINCE) != (t->metric_cond == NULL) || (t->within_ms == 0) != (t->agg == WM_METRIC_DAYS_SINCE))
+        bool days_since = t->agg == WM_METRIC_DAYS_SINCE;
+        if (days_since != (t->metric_cond == NULL) || days_since != (t->within_ms == 0))
             abort();
         const wm_counter_spec_t *specs;
         uint32_t n = 0;
@@ -69,8 +70,9 @@ static void check_tag(const wm_tag_def_t *t)
         const double probes[] = {-1e300, -1, 0, 0.5, 1e4, 1e300, INFINITY};
         for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++)
             (void)wm_tag_bucket_of(t, probes[k]);
-        if (t->buckets[0].has_lt && strcmp(wm_tag_bucket_of(t, t->buckets[0].lt - 1e-9 * fabs(t->buckets[0].lt) - 1e-300),
-                                           t->buckets[0].name) != 0)
+        /* just below the first bound: the first bucket */
+        double lt = t->buckets[0].lt, below = lt - 1e-9 * fabs(lt) - 1e-300;
+        if (t->buckets[0].has_lt && strcmp(wm_tag_bucket_of(t, below), t->buckets[0].name) != 0)
             abort();
     }
     if (wm_tag_bucket_of(t, NAN))
@@ -78,7 +80,8 @@ static void check_tag(const wm_tag_def_t *t)
     bool behaviour = t->kind == WM_TAG_FIRST || t->kind == WM_TAG_LAST || t->kind == WM_TAG_PREFERENCE;
     if (behaviour && (!t->event || !t->field))
         abort();
-    if ((behaviour || t->kind == WM_TAG_METRIC) && (t->n_input_events != 1 || strcmp(t->input_events[0], t->event) != 0))
+    if ((behaviour || t->kind == WM_TAG_METRIC) &&
+        (t->n_input_events != 1 || strcmp(t->input_events[0], t->event) != 0))
         abort();
     check_names(t->input_events, t->n_input_events);
     check_names(t->input_tags, t->n_input_tags);

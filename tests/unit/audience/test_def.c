@@ -294,7 +294,8 @@ static void test_tag_metric_sum_buckets(void **state)
 
 static void test_tag_metric_aggs(void **state)
 {
-    wm_tag_def_t *t = tag_ok("{'key': 'views_7d', 'kind': 'metric', 'event': 'ViewFundDetail', 'agg': 'count', 'within': '1w'}");
+    wm_tag_def_t *t = tag_ok("{'key': 'views_7d', 'kind': 'metric', 'event': 'ViewFundDetail', 'agg': 'count',"
+                             " 'within': '1w'}");
     assert_int_equal(t->type, WM_TAG_NUMBER);
     assert_int_equal(t->agg, WM_METRIC_COUNT);
     assert_int_equal(t->within_ms, 7 * DAY_MS);
@@ -315,7 +316,8 @@ static void test_tag_metric_aggs(void **state)
     for (int k = 0; k < 4; k++) {
         char text[256];
         snprintf(text, sizeof text,
-                 "{'key': 'm', 'kind': 'metric', 'type': 'number', 'event': 'Buy', 'agg': '%s', 'field': 'amount', 'within': '30d'}",
+                 "{'key': 'm', 'kind': 'metric', 'type': 'number', 'event': 'Buy', 'agg': '%s',"
+                 " 'field': 'amount', 'within': '30d'}",
                  aggs[k]);
         t = tag_ok(text);
         assert_int_equal(t->agg, WM_METRIC_AVG + k);
@@ -349,7 +351,8 @@ static void test_tag_metric_aggs(void **state)
 
 static void test_tag_first_last_preference(void **state)
 {
-    wm_tag_def_t *t = tag_ok("{'key': 'first_channel', 'name': '首次来源渠道', 'kind': 'first', 'event': '$AppStart', 'field': '$utm_source'}");
+    wm_tag_def_t *t = tag_ok("{'key': 'first_channel', 'name': '首次来源渠道', 'kind': 'first', 'event': '$AppStart',"
+                             " 'field': '$utm_source'}");
     assert_int_equal(t->kind, WM_TAG_FIRST);
     assert_int_equal(t->type, WM_TAG_STRING);
     assert_string_equal(t->event, "$AppStart");
@@ -750,7 +753,8 @@ static void test_segment_sets_and_static(void **state)
         assert_null(s->cond);
         wm_segment_free(s);
     }
-    wm_segment_def_t *s = seg_ok("{'key': 'x', 'kind': 'except', 'of': ['a', 'b'], 'refresh': {'mode': 'schedule', 'cron': '30 7 * * *'}}");
+    wm_segment_def_t *s = seg_ok("{'key': 'x', 'kind': 'except', 'of': ['a', 'b'],"
+                                 " 'refresh': {'mode': 'schedule', 'cron': '30 7 * * *'}}");
     assert_false(s->incremental);
     assert_string_equal(s->cron, "30 7 * * *");
     wm_segment_free(s);
@@ -824,7 +828,8 @@ static void test_segment_cron(void **state)
                                       "** * * * *", "*/60 * * * *"};
     for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
         char text[256];
-        snprintf(text, sizeof text, "{'key': 'x', 'kind': 'union', 'of': ['a', 'b'], 'refresh': {'mode': 'schedule', 'cron': '%s'}}",
+        snprintf(text, sizeof text,
+                 "{'key': 'x', 'kind': 'union', 'of': ['a', 'b'], 'refresh': {'mode': 'schedule', 'cron': '%s'}}",
                  good[k]);
         wm_segment_def_t *s = seg_ok(text);
         assert_string_equal(s->cron, good[k]);
@@ -832,7 +837,8 @@ static void test_segment_cron(void **state)
     }
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         char text[256];
-        snprintf(text, sizeof text, "{'key': 'x', 'kind': 'union', 'of': ['a', 'b'], 'refresh': {'mode': 'schedule', 'cron': '%s'}}",
+        snprintf(text, sizeof text,
+                 "{'key': 'x', 'kind': 'union', 'of': ['a', 'b'], 'refresh': {'mode': 'schedule', 'cron': '%s'}}",
                  bad[k]);
         if (bad[k][0] == '\0')
             SEG_ERRS(text, "$.refresh.cron", "must not be empty");
