@@ -22,6 +22,35 @@
 
 /* ------------------------------------------------------------ errors */
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    int n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    for (int k = 1; k < n; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+        (c == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* Paths and messages quote the input cut to a length ("%.64s"), which can
+ * split a character; each broken byte becomes '?', so every error stays
+ * valid UTF-8 and its JSON report parses. */
+static void utf8_scrub(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        int n = utf8_len(p);
+        if (n == 0) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 void wm__aud_err(wm__aud_cx_t *cx, const char *path, const char *fmt, ...)
 {
     uint32_t k = cx->n_errs++;
@@ -33,6 +62,8 @@ void wm__aud_err(wm__aud_cx_t *cx, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(e->path);
+    utf8_scrub(e->msg);
 }
 
 char *wm__aud_dup(wm__aud_cx_t *cx, const char *s)
@@ -70,32 +101,43 @@ void wm_aud_errors_json(const wm_aud_error_t *errs, uint32_t n, wm_buf_t *out)
 
 /* ------------------------------------------------------------ members */
 
-static bool in_set(const char *const *set, const char *s)
+/* Index of s in the NULL-terminated set, or -1. */
+static int set_index(const char *const *set, const char *s)
 {
-    for (; set && *set; set++)
-        if (strcmp(*set, s) == 0)
-            return true;
-    return false;
+    for (int k = 0; set && set[k]; k++)
+        if (strcmp(set[k], s) == 0)
+            return k;
+    return -1;
 }
+
+#define FIELDS_MAX 32
 
 void wm__aud_check_fields(wm__aud_cx_t *cx, const wm_json_t *obj, const char *prefix,
                           const char *const *allowed, const char *const *known, const char *what)
 {
+    /* one pass, counting the allowed fields: a definition with a million
+     * members costs a million lookups in a short list, not a million squared */
+    bool seen[FIELDS_MAX] = {false};
     char path[WM__AUD_PATH_MAX];
     for (const wm_json_t *m = obj->u.child; m; m = m->next) {
         wm__aud_path_key(path, prefix, m->key);
-        bool again = false;
-        for (const wm_json_t *p = obj->u.child; p != m && !again; p = p->next)
-            again = p->key_len == m->key_len && memcmp(p->key, m->key, m->key_len) == 0;
-        if (again)
+        int k = strlen(m->key) == m->key_len ? set_index(allowed, m->key) : -1;
+        if (k >= FIELDS_MAX)
+            continue; /* longer lists than any definition has: not checked for repeats */
+        if (k >= 0 && seen[k])
             wm__aud_err(cx, path, "given more than once");
-        else if (in_set(allowed, m->key))
-            continue;
-        else if (in_set(known, m->key))
+        else if (k >= 0)
+            seen[k] = true;
+        else if (set_index(known, m->key) >= 0)
             wm__aud_err(cx, path, "not a field of %s", what);
         else
             wm__aud_err(cx, path, "unknown field");
     }
+}
+
+const char *wm__aud_article(const char *word)
+{
+    return word && word[0] && strchr("aeio", word[0]) ? "an" : "a";
 }
 
 const char *wm__aud_str(wm__aud_cx_t *cx, const wm_json_t *obj, const char *key, const char *prefix,

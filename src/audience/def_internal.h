@@ -45,6 +45,9 @@ void wm__aud_path_idx(char *out, const char *prefix, uint32_t i);
 void wm__aud_check_fields(wm__aud_cx_t *cx, const wm_json_t *obj, const char *prefix,
                           const char *const *allowed, const char *const *known, const char *what);
 
+/* "a" or "an" before word ("an imported tag", "a union segment"). */
+const char *wm__aud_article(const char *word);
+
 /* A string member of at most max_bytes bytes without NUL characters; NULL
  * when absent (an error if required) or bad. allow_empty lets "" through. */
 const char *wm__aud_str(wm__aud_cx_t *cx, const wm_json_t *obj, const char *key, const char *prefix,

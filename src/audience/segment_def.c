@@ -108,7 +108,8 @@ static void parse_common(scx_t *sc, const wm_json_t *def)
     static const char *const *const allowed[] = {NULL, FIELDS_RULE, FIELDS_SET, FIELDS_SET, FIELDS_SET,
                                                  FIELDS_STATIC};
     char what[48];
-    snprintf(what, sizeof what, "a %s segment", wm_segment_kind_name(s->kind));
+    const char *kind = wm_segment_kind_name(s->kind);
+    snprintf(what, sizeof what, "%s %s segment", wm__aud_article(kind), kind);
     if (s->kind)
         wm__aud_check_fields(cx, def, "$", allowed[s->kind], FIELDS_ANY, what);
     else

@@ -138,7 +138,8 @@ static void parse_common(tcx_t *tc, const wm_json_t *def)
         FIELDS_PLAIN, FIELDS_PLAIN,
     };
     char what[48];
-    snprintf(what, sizeof what, "a %s tag", wm_tag_kind_name(t->kind));
+    const char *name = wm_tag_kind_name(t->kind);
+    snprintf(what, sizeof what, "%s %s tag", wm__aud_article(name), name);
     if (k)
         wm__aud_check_fields(cx, def, "$", allowed[k], FIELDS_ANY, what);
     else
