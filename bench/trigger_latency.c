@@ -4,7 +4,7 @@
  * (DESIGN.md §10: p50 < 2 ms, p99 < 10 ms under load).
  *
  *   trigger_latency -u http://127.0.0.1:PORT [-n TRIGGERS] [-r BG_EVENTS_PER_S]
- *                   [-c BG_CONNECTIONS] [-w WARMUP] [-k ADMIN_KEY]
+ *                   [-c BG_CONNECTIONS] [-w WARMUP] [-k ADMIN_KEY] [-s 1]
  *
  * It starts no server (bench/run-all does, with --fsync always and a fresh
  * data directory). It opens an in-process receiver (libmicrohttpd, the
@@ -21,6 +21,13 @@
  * It can be negative: the partition writer wakes the HTTP thread after the
  * fsync and applies the batch (journey, outbox, dispatch) at the same time,
  * so the webhook may overtake the 200. sent = webhook - start of the POST.
+ *
+ * With -s the path goes through a segment: the Trigger event makes its
+ * customer enter the segment "did Trigger within 1 day" (and sets the last
+ * tag bench_last_tag = the trigger's tag), the $SegmentEntered that this
+ * writes enters the journey (entry: segment), whose message text is
+ * {{tag.bench_last_tag}}: event -> segment membership -> $SegmentEntered in
+ * the log -> journey -> webhook.
  *
  * Triggers go one at a time so each latency is that of an idle journey path
  * on a loaded server, not of a queue of triggers. The first -w triggers warm
@@ -45,6 +52,7 @@ typedef struct opts {
     uint32_t triggers, warmup;
     double bg_rate;
     int bg_conns;
+    bool segment;               /* -s 1: through a segment entry */
 } opts_t;
 
 static opts_t o = {.key = "wm_bench_admin_key", .triggers = 2000, .warmup = 50, .bg_rate = 20000,
@@ -138,12 +146,52 @@ static bool wait_webhook(receiver_t *rx, size_t *seen, uint32_t tag)
 
 /* ---- setup ---- */
 
+/* Waits until a published definition is computed on every partition. */
+static void wait_computed(bc_conn_t *api, const char *path)
+{
+    wm_buf_t b;
+    wm_buf_init(&b, 0);
+    for (int i = 0; i < 600; i++) {
+        wm_buf_reset(&b);
+        if (bc_request(api, "GET", path, NULL, NULL, 0, &b) == 200 && b.data &&
+            memmem(b.data, b.len, "\"computed\":true", 15))
+            break;
+        bc_sleep_s(0.05);
+    }
+    wm_buf_release(&b);
+}
+
+static void setup_segment(bc_conn_t *api)
+{
+    bc_api_must(api, "PUT", "/api/v1/templates/bench_seg_tag",
+                "{\"key\":\"bench_seg_tag\",\"channel\":\"hook\",\"title\":\"bench\",\"body\":\"{{tag.bench_last_tag}}\"}");
+    bc_api_must(api, "POST", "/api/v1/tags",
+                "{\"key\":\"bench_last_tag\",\"kind\":\"last\",\"event\":\"Trigger\",\"field\":\"tag\"}");
+    bc_api_must(api, "POST", "/api/v1/tags/bench_last_tag/publish", NULL);
+    bc_api_must(api, "POST", "/api/v1/segments",
+                "{\"key\":\"bench_trig_seg\",\"condition\":{\"did\":\"Trigger\",\"count\":{\">=\":1},"
+                "\"within\":\"1d\"}}");
+    bc_api_must(api, "POST", "/api/v1/segments/bench_trig_seg/publish", NULL);
+    bc_api_must(api, "POST", "/api/v1/journeys",
+                "{\"key\":\"" JOURNEY_KEY "\",\"name\":\"segment trigger latency\","
+                "\"entry\":{\"segment\":\"bench_trig_seg\",\"reentry\":\"any_time\"},"
+                "\"nodes\":[{\"id\":\"send\",\"type\":\"send\",\"channel\":\"hook\",\"template\":\"bench_seg_tag\","
+                "\"next\":\"end\"},{\"id\":\"end\",\"type\":\"exit\"}]}");
+    bc_api_must(api, "POST", "/api/v1/journeys/" JOURNEY_KEY "/publish", NULL);
+    wait_computed(api, "/api/v1/segments/bench_trig_seg");
+    wait_computed(api, "/api/v1/tags/bench_last_tag");
+}
+
 static void setup(bc_conn_t *api, receiver_t *rx)
 {
     char url[128], body[512];
     receiver_url(rx, "/hook", url, sizeof url);
     snprintf(body, sizeof body, "{\"kind\":\"webhook\",\"url\":\"%s\",\"description\":\"benchmark receiver\"}", url);
     bc_api_must(api, "PUT", "/api/v1/channels/hook", body);
+    if (o.segment) {
+        setup_segment(api);
+        return;
+    }
     bc_api_must(api, "PUT", "/api/v1/templates/bench_tag",
                 "{\"key\":\"bench_tag\",\"channel\":\"hook\",\"title\":\"bench\",\"body\":\"{{event.tag}}\"}");
     bc_api_must(api, "POST", "/api/v1/journeys",
@@ -231,6 +279,8 @@ static int parse_args(int argc, char **argv)
             o.warmup = (uint32_t)strtoul(v, NULL, 10);
         else if (!strcmp(a, "-k"))
             o.key = v;
+        else if (!strcmp(a, "-s"))
+            o.segment = atoi(v) != 0;
         else
             return -1;
     }
@@ -245,7 +295,7 @@ int main(int argc, char **argv)
 {
     if (parse_args(argc, argv)) {
         fprintf(stderr, "usage: trigger_latency -u http://HOST:PORT [-n TRIGGERS] [-r BG_EVENTS_PER_S]"
-                        " [-c BG_CONNECTIONS] [-w WARMUP] [-k ADMIN_KEY]\n");
+                        " [-c BG_CONNECTIONS] [-w WARMUP] [-k ADMIN_KEY] [-s 1 (through a segment entry)]\n");
         return 2;
     }
     run_id = (uint32_t)(bc_real_us() % 1000000);

@@ -295,6 +295,34 @@ static int tag_specs(wm_asnap_t *s, const wm_tag_def_t *d, wm_strmap_t *seen, ui
     return rc;
 }
 
+static size_t pk_key(char *buf, size_t cap, const char *project, const char *key)
+{
+    size_t pl = strlen(project), kl = strlen(key);
+    if (pl + 1 + kl > cap)
+        return 0;
+    memcpy(buf, project, pl);
+    buf[pl] = 0;
+    memcpy(buf + pl + 1, key, kl);
+    return pl + 1 + kl;
+}
+
+static int index_keys(wm_asnap_t *s)
+{
+    char buf[512];
+    int rc = 0;
+    wm_strmap_init(&s->tag_by_key);
+    wm_strmap_init(&s->seg_by_key);
+    for (uint32_t i = 0; i < s->n_tags && !rc; i++) {
+        size_t n = pk_key(buf, sizeof buf, s->tags[i]->project, s->tags[i]->key);
+        rc = n ? wm_strmap_put(&s->tag_by_key, buf, n, i) : 0;
+    }
+    for (uint32_t i = 0; i < s->n_segs && !rc; i++) {
+        size_t n = pk_key(buf, sizeof buf, s->segs[i]->project, s->segs[i]->key);
+        rc = n ? wm_strmap_put(&s->seg_by_key, buf, n, i) : 0;
+    }
+    return rc;
+}
+
 static int index_deps(wm_asnap_t *s)
 {
     uint32_t cap = 16;
@@ -372,6 +400,8 @@ static void snap_free(wm_asnap_t *s)
     }
     wm_free(s->deps);
     wm_strmap_release(&s->by_event);
+    wm_strmap_release(&s->tag_by_key);
+    wm_strmap_release(&s->seg_by_key);
     wm_free(s->tags);
     wm_free(s->segs);
     wm_free(s->specs);
@@ -393,6 +423,8 @@ static int build(wm_areg_t *r, wm_asnap_t **out)
         rc = order_segs(&b);
     if (!rc)
         rc = index_deps(b.s);
+    if (!rc)
+        rc = index_keys(b.s);
     if (rc) {
         /* the unordered lists own what was not yet placed */
         if (!b.s->tags)
@@ -457,18 +489,18 @@ const wm_asnap_t *wm__areg_snapshot(wm_areg_t *r) { return atomic_load(&r->snap)
 
 const wm_atag_t *wm__areg_tag(const wm_asnap_t *s, const char *project, const char *key)
 {
-    for (uint32_t i = 0; s && i < s->n_tags; i++)
-        if (!strcmp(s->tags[i]->key, key) && !strcmp(s->tags[i]->project, project))
-            return s->tags[i];
-    return NULL;
+    char buf[512];
+    uint64_t ix;
+    size_t n = s && project && key ? pk_key(buf, sizeof buf, project, key) : 0;
+    return n && wm_strmap_get(&s->tag_by_key, buf, n, &ix) ? s->tags[ix] : NULL;
 }
 
 const wm_aseg_t *wm__areg_seg(const wm_asnap_t *s, const char *project, const char *key)
 {
-    for (uint32_t i = 0; s && i < s->n_segs; i++)
-        if (!strcmp(s->segs[i]->key, key) && !strcmp(s->segs[i]->project, project))
-            return s->segs[i];
-    return NULL;
+    char buf[512];
+    uint64_t ix;
+    size_t n = s && project && key ? pk_key(buf, sizeof buf, project, key) : 0;
+    return n && wm_strmap_get(&s->seg_by_key, buf, n, &ix) ? s->segs[ix] : NULL;
 }
 
 const wm_aseg_t *wm__areg_seg_id(const wm_asnap_t *s, uint32_t id)

@@ -276,6 +276,39 @@ void wm__atx_release(wm_atx_t *t)
 
 /* ---- per-user context: profile, project, condition environment ---- */
 
+/* What one record reads more than once, read once: many segments share a
+ * counter (the same did-clause with other thresholds), tags are read by
+ * several definitions, and every segment checks the user's memberships. */
+#define UC_AGGS 32
+#define UC_TAGS 32
+#define UC_MEMBERS 128
+
+typedef struct uc_agg {
+    const wm_counter_spec_t *spec;
+    int32_t from, to;
+    wm_agg_t agg;
+} uc_agg_t;
+
+typedef struct uc_tag {
+    const char *key;
+    const wm_json_t *rec;           /* the stored record, NULL = none */
+} uc_tag_t;
+
+typedef struct uc_mem {
+    uint32_t id;
+    int64_t since;
+} uc_mem_t;
+
+typedef struct ucache {
+    uc_agg_t aggs[UC_AGGS];
+    uint32_t n_aggs;
+    uc_tag_t tags[UC_TAGS];
+    uint32_t n_tags;
+    uc_mem_t mem[UC_MEMBERS];
+    uint32_t n_mem;
+    bool mem_loaded, mem_overflow;
+} ucache_t;
+
 typedef struct uctx {
     wm_atx_t *t;
     uint64_t user_id;
@@ -287,6 +320,7 @@ typedef struct uctx {
     bool *tag_dirty;
     bool *seg_dirty;
     bool preview;               /* counters nobody keeps are computed by a scan */
+    ucache_t *cache;            /* NULL: no caching (background passes share uctx code) */
 } uctx_t;
 
 static const wm_json_t *load_profile(wm_atx_t *t, uint64_t user_id)
@@ -316,12 +350,19 @@ static int env_behaviour(void *ctx, const wm_counter_spec_t *spec, int32_t from_
     uctx_t *u = ctx;
     if (u->preview && !spec_maintained(u->t, spec))
         return counter_scan(ctx, spec, from_day, to_day, out);
+    ucache_t *c = u->cache;
+    for (uint32_t i = 0; c && i < c->n_aggs; i++)
+        if (c->aggs[i].spec == spec && c->aggs[i].from == from_day && c->aggs[i].to == to_day) {
+            *out = c->aggs[i].agg;
+            return 0;
+        }
     unsigned char kb[16];
     MDB_val k = {cnt_key(kb, u->user_id, spec->key), kb}, v;
     memset(out, 0, sizeof *out);
-    if (mdb_get(u->t->txn, u->t->rt->cnt, &k, &v))
-        return 0;
-    return wm_buckets_query(v.mv_data, v.mv_size, from_day, to_day, out);
+    int rc = mdb_get(u->t->txn, u->t->rt->cnt, &k, &v) ? 0 : wm_buckets_query(v.mv_data, v.mv_size, from_day, to_day, out);
+    if (!rc && c && c->n_aggs < UC_AGGS)
+        c->aggs[c->n_aggs++] = (uc_agg_t){.spec = spec, .from = from_day, .to = to_day, .agg = *out};
+    return rc;
 }
 
 int wm__aud_user_events(wm_aud_t *a, MDB_txn *txn, wm_arena_t *arena, uint64_t user_id,
@@ -402,6 +443,28 @@ const wm_json_t *wm__aud_tag_get(wm_atx_t *t, uint64_t user_id, const char *key)
     return wm_json_get(tag_record(t, user_id, key), "v");
 }
 
+static const wm_json_t *tag_record_u(uctx_t *u, const char *key)
+{
+    ucache_t *c = u->cache;
+    for (uint32_t i = 0; c && i < c->n_tags; i++)
+        if (!strcmp(c->tags[i].key, key))
+            return c->tags[i].rec;
+    const wm_json_t *rec = tag_record(u->t, u->user_id, key);
+    if (c && c->n_tags < UC_TAGS)
+        c->tags[c->n_tags++] = (uc_tag_t){.key = key, .rec = rec};
+    return rec;
+}
+
+static void tag_cache_forget(uctx_t *u, const char *key)
+{
+    ucache_t *c = u->cache;
+    for (uint32_t i = 0; c && i < c->n_tags; i++)
+        if (!strcmp(c->tags[i].key, key)) {
+            c->tags[i] = c->tags[--c->n_tags];
+            return;
+        }
+}
+
 int wm__aud_tags_object(wm_atx_t *t, uint64_t user_id, wm_buf_t *out)
 {
     MDB_cursor *c;
@@ -433,7 +496,7 @@ int wm__aud_tags_object(wm_atx_t *t, uint64_t user_id, wm_buf_t *out)
 static const wm_json_t *env_tag(void *ctx, const char *tag)
 {
     uctx_t *u = ctx;
-    return wm__aud_tag_get(u->t, u->user_id, tag);
+    return wm_json_get(tag_record_u(u, tag), "v");
 }
 
 static int64_t useg_since(MDB_txn *txn, MDB_dbi dbi, uint64_t user_id, uint32_t seg_id)
@@ -449,11 +512,73 @@ static int64_t useg_since(MDB_txn *txn, MDB_dbi dbi, uint64_t user_id, uint32_t 
     return since ? since : 1;
 }
 
+/* All memberships of the user in one range read (a_useg user prefix). */
+static void members_load(uctx_t *u)
+{
+    ucache_t *c = u->cache;
+    c->mem_loaded = true;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(u->t->txn, u->t->rt->useg, &cur)) {
+        c->mem_overflow = true;
+        return;
+    }
+    unsigned char kb[8];
+    wm_put_be64(kb, u->user_id);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == 12 && wm_get_be64(k.mv_data) == u->user_id) {
+        if (c->n_mem == UC_MEMBERS) {
+            c->mem_overflow = true;
+            break;
+        }
+        int64_t since = 1;
+        if (v.mv_size >= 8)
+            memcpy(&since, v.mv_data, 8);
+        c->mem[c->n_mem++] = (uc_mem_t){get_be32((const unsigned char *)k.mv_data + 8), since ? since : 1};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+}
+
+static int64_t member_since_u(uctx_t *u, uint32_t id)
+{
+    ucache_t *c = u->cache;
+    if (!c || (c->mem_loaded && c->mem_overflow))
+        return useg_since(u->t->txn, u->t->rt->useg, u->user_id, id);
+    if (!c->mem_loaded)
+        members_load(u);
+    if (c->mem_overflow)
+        return useg_since(u->t->txn, u->t->rt->useg, u->user_id, id);
+    for (uint32_t i = 0; i < c->n_mem; i++)
+        if (c->mem[i].id == id)
+            return c->mem[i].since;
+    return 0;
+}
+
+static void member_cache_set(uctx_t *u, uint32_t id, int64_t since)
+{
+    ucache_t *c = u->cache;
+    if (!c || !c->mem_loaded || c->mem_overflow)
+        return;
+    for (uint32_t i = 0; i < c->n_mem; i++)
+        if (c->mem[i].id == id) {
+            if (since)
+                c->mem[i].since = since;
+            else
+                c->mem[i] = c->mem[--c->n_mem];
+            return;
+        }
+    if (since && c->n_mem < UC_MEMBERS)
+        c->mem[c->n_mem++] = (uc_mem_t){id, since};
+    else if (since)
+        c->mem_overflow = true;
+}
+
 static bool env_in_segment(void *ctx, const char *key)
 {
     uctx_t *u = ctx;
     const wm_aseg_t *g = wm__areg_seg(u->t->snap, u->project, key);
-    return g && useg_since(u->t->txn, u->t->rt->useg, u->user_id, g->id) != 0;
+    return g && member_since_u(u, g->id) != 0;
 }
 
 bool wm__aud_in_segment(wm_atx_t *t, uint64_t user_id, const char *project, const char *key)
@@ -575,7 +700,7 @@ static int tag_store(uctx_t *u, const wm_atag_t *tg, const wm_json_t *value, int
                      double share, bool has_share, const char *source, bool *changed)
 {
     wm_atx_t *t = u->t;
-    const wm_json_t *old = tag_record(t, u->user_id, tg->key);
+    const wm_json_t *old = tag_record_u(u, tg->key);
     const wm_json_t *ov = wm_json_get(old, "v");
     wm_buf_t nv, ovb;
     wm_buf_init(&nv, 0);
@@ -652,6 +777,7 @@ static int tag_store(uctx_t *u, const wm_atag_t *tg, const wm_json_t *value, int
             rc = mdb_rc(mdb_put(t->txn, t->rt->taghist, &hk, &hv, 0));
     }
 done:
+    tag_cache_forget(u, tg->key);
     wm_buf_release(&nv);
     wm_buf_release(&ovb);
     return rc;
@@ -772,7 +898,7 @@ static int eval_metric(uctx_t *u, const wm_atag_t *tg, bool *changed)
     double x = NAN;
     int64_t aux = 0;
     if (d->agg == WM_METRIC_DAYS_SINCE) {
-        const wm_json_t *rec = tag_record(u->t, u->user_id, tg->key);
+        const wm_json_t *rec = tag_record_u(u, tg->key);
         const wm_json_t *ra = wm_json_get(rec, "a");
         aux = ra && ra->is_int ? ra->i64 : 0;
         if (u->event && event_matches(u, d, u->event)) {
@@ -819,7 +945,7 @@ static int eval_first_last(uctx_t *u, const wm_atag_t *tg, bool *changed)
         return 0;
     const wm_json_t *tm = wm_json_get(u->event, "time");
     int64_t et = tm && tm->is_int ? tm->i64 : u->t->now_ms;
-    const wm_json_t *rec = tag_record(u->t, u->user_id, tg->key);
+    const wm_json_t *rec = tag_record_u(u, tg->key);
     const wm_json_t *ra = wm_json_get(rec, "a");
     if (rec && ra && ra->is_int) {
         /* first keeps the earliest event's value, last the latest's (late
@@ -890,7 +1016,7 @@ static int op_segment(uctx_t *u, const wm_aseg_t *g, bool entered, const char *r
 static int member_set(uctx_t *u, const wm_aseg_t *g, bool in, const char *reason, bool *changed)
 {
     wm_atx_t *t = u->t;
-    int64_t since = useg_since(t->txn, t->rt->useg, u->user_id, g->id);
+    int64_t since = member_since_u(u, g->id);
     *changed = (since != 0) != in;
     if (!*changed)
         return 0;
@@ -914,6 +1040,8 @@ static int member_set(uctx_t *u, const wm_aseg_t *g, bool in, const char *reason
         int r2 = mdb_del(t->txn, t->rt->member, &mkv, NULL);
         rc = (r1 && r1 != MDB_NOTFOUND) || (r2 && r2 != MDB_NOTFOUND) ? WM_EIO : 0;
     }
+    if (!rc)
+        member_cache_set(u, g->id, in ? t->now_ms : 0);
     if (!rc)
         rc = delta_add(t, g->id, u->user_id, in);
     if (!rc)
@@ -1000,8 +1128,11 @@ static int uctx_init(uctx_t *u, wm_atx_t *t, uint64_t user_id, const char *proje
     u->tz_min = tz_offset(t->rt, u->profile, t->now_ms);
     u->tag_dirty = wm_arena_alloc(t->arena, s->n_tags + 1);
     u->seg_dirty = wm_arena_alloc(t->arena, s->n_segs + 1);
-    if (!u->tag_dirty || !u->seg_dirty)
+    u->cache = wm_arena_alloc(t->arena, sizeof *u->cache);
+    if (!u->tag_dirty || !u->seg_dirty || !u->cache)
         return WM_ENOMEM;
+    u->cache->n_aggs = u->cache->n_tags = u->cache->n_mem = 0;
+    u->cache->mem_loaded = u->cache->mem_overflow = false;
     memset(u->tag_dirty, 0, s->n_tags + 1);
     memset(u->seg_dirty, 0, s->n_segs + 1);
     return 0;

@@ -464,13 +464,15 @@ static int ensure_user_row(apply_ctx_t *ac, const wm_payload_hdr_t *h, const cha
     return apply_user_created(ac, h, &rec);
 }
 
-static int audience_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char *json, size_t len)
+static int audience_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char *json, size_t len,
+                          const wm_json_t **parsed)
 {
     char *copy = wm_arena_strndup(&ac->jarena, json, len);
     wm_json_t *ev;
     wm_json_error_t je;
     if (!copy || wm_json_parse(&ac->jarena, copy, len, &ev, &je))
         return 0;
+    *parsed = ev;
     int rc = wm__aud_active(ac->p->aud) && !(h->flags & WM_PFLAG_USER_CREATED)
                  ? ensure_user_row(ac, h, wm_json_str(wm_json_get(ev, "project")))
                  : 0;
@@ -532,15 +534,17 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     if (event) {
         if ((rc = apply_event(ac, &h, pos)))
             return rc;
+        const wm_json_t *parsed = NULL;
         if ((wm__aud_active(ac->p->aud) || wm__aud_rec_candidate(json, jlen)) &&
-            (rc = audience_event(ac, &h, json, jlen)))
+            (rc = audience_event(ac, &h, json, jlen, &parsed)))
             return rc;
         /* consent changes (Unsubscribe events) apply even before any journey
          * exists; every other event matters only to journeys and counters */
         if (!wm__jrt_active(ac->p->jrt) && !(h.flags & WM_PFLAG_CONSENT))
             return 0;
-        return wm__jrt_on_event(&ac->jtx, h.user_id, json, jlen, pos,
-                                (h.flags & WM_PFLAG_BOOKKEEPING) != 0);
+        bool bookkeeping = (h.flags & WM_PFLAG_BOOKKEEPING) != 0;
+        return parsed ? wm__jrt_on_event_parsed(&ac->jtx, h.user_id, parsed, pos, bookkeeping)
+                      : wm__jrt_on_event(&ac->jtx, h.user_id, json, jlen, pos, bookkeeping);
     }
     if (h.rec_type == WM_REC_ITEM_SET || h.rec_type == WM_REC_ITEM_DELETE)
         return apply_item(ac, &rec);

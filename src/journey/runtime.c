@@ -1261,13 +1261,19 @@ static int live_instances(wm_jtx_t *t, uint64_t user_id, uint64_t *ids, uint32_t
 int wm__jrt_on_event(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len,
                      const wm_log_pos_t *pos, bool is_op)
 {
-    const wm_jsnapshot_t *s = wm__jreg_snapshot(t->rt->reg);
-    if (!s)
-        return 0;
     wm_json_t *event;
     wm_json_error_t je;
     char *copy = wm_arena_strndup(t->arena, json, len);
     if (!copy || wm_json_parse(t->arena, copy, len, &event, &je))
+        return 0;
+    return wm__jrt_on_event_parsed(t, user_id, event, pos, is_op);
+}
+
+int wm__jrt_on_event_parsed(wm_jtx_t *t, uint64_t user_id, const wm_json_t *event, const wm_log_pos_t *pos,
+                            bool is_op)
+{
+    const wm_jsnapshot_t *s = wm__jreg_snapshot(t->rt->reg);
+    if (!s)
         return 0;
     const char *name = wm_json_str(wm_json_get(event, "event"));
     const char *project = wm_json_str(wm_json_get(event, "project"));

@@ -164,6 +164,9 @@ bool wm__jrt_active(wm_jrt_t *rt);
 /* An applied event record of user_id (stored form JSON text), at pos. */
 int wm__jrt_on_event(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len,
                      const wm_log_pos_t *pos, bool is_op);
+/* The same with the record already parsed (valid for the txn's record). */
+int wm__jrt_on_event_parsed(wm_jtx_t *t, uint64_t user_id, const wm_json_t *event, const wm_log_pos_t *pos,
+                            bool is_op);
 /* After a profile record of user_id was applied: condition entries. */
 int wm__jrt_on_profile(wm_jtx_t *t, uint64_t user_id, const char *project);
 /* Fires timers due at or before now; *more = there are further due ones. */
