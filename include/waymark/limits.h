@@ -148,6 +148,10 @@
  * this are not counted (a preference over more categories than this is
  * not a preference). */
 #define WM_AUD_PREF_VALUES_MAX 256
+/* Bytes of preference counts kept per (customer, preference tag): a
+ * 30-day window of a few values a day fits many times over; past it the
+ * oldest days go first. */
+#define WM_AUD_PREF_BYTES_MAX 4096
 /* History entries one tag history answer lists. */
 #define WM_AUD_HISTORY_MAX 1000
 /* Users one background round (publish recompute, clock pass) visits in

@@ -46,7 +46,7 @@ struct wm_aud {
     MDB_env *env;
     wm_areg_t *reg;
     wm_aud_host_t host;
-    MDB_dbi tag, tagidx, taghist, cnt, member, useg, meta, rec;
+    MDB_dbi tag, tagidx, taghist, cnt, member, useg, meta, rec, pref;
 
     pthread_mutex_t bm_mu;      /* guards bitmaps (writer updates, queries read) */
     roaring_bitmap_t **bitmaps; /* by segment id */
@@ -177,6 +177,7 @@ int wm__aud_open(MDB_env *env, MDB_txn *txn, wm_areg_t *reg, const wm_aud_host_t
     if (!rc) rc = mdb_dbi_open(txn, "a_useg", MDB_CREATE, &a->useg);
     if (!rc) rc = mdb_dbi_open(txn, "a_meta", MDB_CREATE, &a->meta);
     if (!rc) rc = mdb_dbi_open(txn, "a_rec", MDB_CREATE, &a->rec);
+    if (!rc) rc = mdb_dbi_open(txn, "a_pref", MDB_CREATE, &a->pref);
     if (rc) {
         wm__aud_close(a);
         return WM_EIO;
@@ -320,6 +321,7 @@ typedef struct uctx {
     bool *tag_dirty;
     bool *seg_dirty;
     bool preview;               /* counters nobody keeps are computed by a scan */
+    bool rebuild;               /* a publish recompute: state built from the events */
     ucache_t *cache;            /* NULL: no caching (background passes share uctx code) */
 } uctx_t;
 
@@ -828,53 +830,213 @@ typedef struct pref {
     uint32_t n, total;
 } pref_t;
 
-static int pref_cb(void *ctx, const wm_json_t *ev)
+/* Preference counts kept per (user, tag) in a_pref, so an event costs one
+ * read-modify-write instead of a scan of the window:
+ *   entries  i32 local day | u32 count | u16 len | value bytes
+ * Entries older than the window are dropped on every write; a blob past
+ * WM_AUD_PREF_BYTES_MAX drops its oldest days. */
+#define PREF_HEAD 10
+
+static size_t pref_key(unsigned char *kb, uint64_t user_id, const char *key)
 {
-    pref_t *p = ctx;
-    if (!event_matches(p->u, p->d, ev))
-        return 0;
-    const wm_json_t *f = wm_json_get(wm_json_get(ev, "properties"), p->d->field);
-    const char *s = wm_json_str(f);
-    char num[40];
-    if (!s && f && f->type == WM_JSON_NUMBER) {
-        snprintf(num, sizeof num, "%.15g", f->u.num);
-        s = num;
+    size_t kl = strlen(key);
+    wm_put_be64(kb, user_id);
+    memcpy(kb + 8, key, kl);
+    return 8 + kl;
+}
+
+/* Walks the entries; false when the blob is malformed. */
+static bool pref_valid(const unsigned char *b, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        if (len - off < PREF_HEAD)
+            return false;
+        uint16_t vl;
+        memcpy(&vl, b + off + 8, 2);
+        if (len - off - PREF_HEAD < vl)
+            return false;
+        off += PREF_HEAD + vl;
     }
-    if (!s)
-        return 0;
-    p->total++;
-    for (uint32_t i = 0; i < p->n; i++)
-        if (!strcmp(p->vals[i], s)) {
-            p->counts[i]++;
+    return true;
+}
+
+/* Removes entries before min_day and, while over the bound, the oldest day. */
+static void pref_prune(unsigned char *b, size_t *len, int32_t min_day, size_t max_bytes)
+{
+    for (;;) {
+        size_t off = 0, out = 0;
+        int32_t oldest = INT32_MAX;
+        while (off < *len) {
+            int32_t day;
+            uint16_t vl;
+            memcpy(&day, b + off, 4);
+            memcpy(&vl, b + off + 8, 2);
+            size_t n = PREF_HEAD + vl;
+            if (day >= min_day) {
+                memmove(b + out, b + off, n);
+                out += n;
+                if (day < oldest)
+                    oldest = day;
+            }
+            off += n;
+        }
+        *len = out;
+        if (*len <= max_bytes || oldest == INT32_MAX)
+            return;
+        min_day = oldest + 1;
+    }
+}
+
+static int pref_add(unsigned char *b, size_t *len, size_t cap, int32_t day, const char *v)
+{
+    size_t vl = strlen(v), off = 0;
+    if (vl > 255)
+        vl = 255;
+    while (off < *len) {
+        int32_t d;
+        uint16_t l;
+        memcpy(&d, b + off, 4);
+        memcpy(&l, b + off + 8, 2);
+        if (d == day && l == vl && !memcmp(b + off + PREF_HEAD, v, vl)) {
+            uint32_t c;
+            memcpy(&c, b + off + 4, 4);
+            c++;
+            memcpy(b + off + 4, &c, 4);
             return 0;
         }
-    if (p->n < WM_AUD_PREF_VALUES_MAX) {
-        p->vals[p->n] = wm_arena_strndup(p->u->t->arena, s, strlen(s));
-        if (p->vals[p->n])
-            p->counts[p->n++] = 1;
+        off += PREF_HEAD + l;
+    }
+    if (*len + PREF_HEAD + vl > cap)
+        return WM_ELIMIT;
+    uint32_t one = 1;
+    uint16_t l16 = (uint16_t)vl;
+    memcpy(b + *len, &day, 4);
+    memcpy(b + *len + 4, &one, 4);
+    memcpy(b + *len + 8, &l16, 2);
+    memcpy(b + *len + PREF_HEAD, v, vl);
+    *len += PREF_HEAD + vl;
+    return 0;
+}
+
+/* The most frequent value over the entries (ties: the smaller text). */
+static int pref_best(uctx_t *u, const unsigned char *b, size_t len, pref_t *p)
+{
+    size_t off = 0;
+    while (off < len) {
+        uint32_t c;
+        uint16_t l;
+        memcpy(&c, b + off + 4, 4);
+        memcpy(&l, b + off + 8, 2);
+        const char *v = (const char *)b + off + PREF_HEAD;
+        uint32_t i;
+        for (i = 0; i < p->n; i++)
+            if (strlen(p->vals[i]) == l && !memcmp(p->vals[i], v, l))
+                break;
+        if (i == p->n && p->n < WM_AUD_PREF_VALUES_MAX) {
+            p->vals[p->n] = wm_arena_strndup(u->t->arena, v, l);
+            if (!p->vals[p->n])
+                return WM_ENOMEM;
+            p->counts[p->n++] = 0;
+        }
+        if (i < p->n) {
+            p->counts[i] += c;
+            p->total += c;
+        }
+        off += PREF_HEAD + l;
+    }
+    return 0;
+}
+
+static const char *pref_value_text(const wm_json_t *f, char *num, size_t cap)
+{
+    const char *s = wm_json_str(f);
+    if (!s && f && f->type == WM_JSON_NUMBER) {
+        snprintf(num, cap, "%.15g", f->u.num);
+        s = num;
+    }
+    return s;
+}
+
+/* Rebuilds the counts from the user's events of the window (publish). */
+typedef struct pref_scan {
+    uctx_t *u;
+    const wm_tag_def_t *d;
+    unsigned char *b;
+    size_t len, cap;
+} pref_scan_t;
+
+static int pref_scan_cb(void *ctx, const wm_json_t *ev)
+{
+    pref_scan_t *ps = ctx;
+    if (!event_matches(ps->u, ps->d, ev))
+        return 0;
+    char num[40];
+    const char *v = pref_value_text(wm_json_get(wm_json_get(ev, "properties"), ps->d->field), num, sizeof num);
+    const wm_json_t *tm = wm_json_get(ev, "time");
+    if (v && tm && tm->is_int && pref_add(ps->b, &ps->len, ps->cap, local_day(tm->i64, ps->u->tz_min), v)) {
+        pref_prune(ps->b, &ps->len, local_day(tm->i64, ps->u->tz_min) - 1, ps->cap / 2);
+        pref_add(ps->b, &ps->len, ps->cap, local_day(tm->i64, ps->u->tz_min), v);
     }
     return 0;
 }
 
 static int eval_preference(uctx_t *u, const wm_atag_t *tg, bool *changed)
 {
-    pref_t p = {.u = u, .d = tg->def};
-    int64_t now = u->t->now_ms;
-    int32_t today = local_day(now, u->tz_min);
-    int32_t days = (int32_t)(tg->def->within_ms / 86400000);
-    int64_t from = ((int64_t)(today - days + 1) * 86400000) - (int64_t)u->tz_min * 60000;
-    int rc = env_events(u, from, INT64_MAX, pref_cb, &p);
-    if (rc)
+    const wm_tag_def_t *d = tg->def;
+    int32_t today = local_day(u->t->now_ms, u->tz_min);
+    int32_t days = (int32_t)(d->within_ms / 86400000);
+    int32_t min_day = today - days + 1;
+    unsigned char kb[8 + WM_AUD_KEY_MAX], *b = wm_arena_alloc(u->t->arena, WM_AUD_PREF_BYTES_MAX + 300);
+    if (!b)
+        return WM_ENOMEM;
+    size_t cap = WM_AUD_PREF_BYTES_MAX + 300, len = 0;
+    MDB_val k = {pref_key(kb, u->user_id, tg->key), kb}, v;
+    int rc = 0;
+    if (u->rebuild) {
+        pref_scan_t ps = {.u = u, .d = d, .b = b, .cap = cap};
+        int64_t from = (int64_t)min_day * 86400000 - (int64_t)u->tz_min * 60000;
+        if ((rc = env_events(u, from, INT64_MAX, pref_scan_cb, &ps)))
+            return rc;
+        len = ps.len;
+    } else if (mdb_get(u->t->txn, u->t->rt->pref, &k, &v) == 0 && v.mv_size <= cap && pref_valid(v.mv_data, v.mv_size)) {
+        memcpy(b, v.mv_data, v.mv_size);
+        len = v.mv_size;
+    }
+    size_t before = len;
+    bool wrote = u->rebuild;
+    if (!u->rebuild && u->event && event_matches(u, d, u->event)) {
+        char num[40];
+        const char *val = pref_value_text(wm_json_get(wm_json_get(u->event, "properties"), d->field), num, sizeof num);
+        const wm_json_t *tm = wm_json_get(u->event, "time");
+        int32_t day = local_day(tm && tm->is_int ? tm->i64 : u->t->now_ms, u->tz_min);
+        if (val && day >= min_day) {
+            if (pref_add(b, &len, cap, day, val)) {
+                pref_prune(b, &len, min_day, WM_AUD_PREF_BYTES_MAX / 2);
+                pref_add(b, &len, cap, day, val);
+            }
+            wrote = true;
+        }
+    }
+    pref_prune(b, &len, min_day, WM_AUD_PREF_BYTES_MAX);
+    if (wrote || len != before) {
+        v.mv_size = len;
+        v.mv_data = b;
+        int r = len ? mdb_put(u->t->txn, u->t->rt->pref, &k, &v, 0) : mdb_del(u->t->txn, u->t->rt->pref, &k, NULL);
+        if (r && r != MDB_NOTFOUND)
+            return mdb_rc(r);
+    }
+    pref_t p = {.u = u, .d = d};
+    if ((rc = pref_best(u, b, len, &p)))
         return rc;
     int best = -1;
     for (uint32_t i = 0; i < p.n; i++)
         if (best < 0 || p.counts[i] > p.counts[best] ||
             (p.counts[i] == p.counts[best] && strcmp(p.vals[i], p.vals[best]) < 0))
             best = (int)i;
-    wm_json_t *v = best < 0 ? NULL : typed_value(u->t->arena, tg->def->type, p.vals[best]);
-    double share = best < 0 ? 0 : (double)p.counts[best] / p.total;
-    return tag_store(u, tg, v, 0, share, best >= 0, tg->def->kind == WM_TAG_PREFERENCE ? "preference" : NULL,
-                     changed);
+    wm_json_t *val = best < 0 ? NULL : typed_value(u->t->arena, d->type, p.vals[best]);
+    double share = best < 0 || !p.total ? 0 : (double)p.counts[best] / p.total;
+    return tag_store(u, tg, val, 0, share, best >= 0, "preference", changed);
 }
 
 static double agg_pick(const wm_agg_t *g, wm_metric_agg_t agg)
@@ -1440,6 +1602,7 @@ static int recompute_user(wm_atx_t *t, uint64_t user_id, const char *project, ch
     int rc = uctx_init(&u, t, user_id, project, NULL);
     if (rc)
         return rc;
+    u.rebuild = kind == 't';
     if (kind == 't' && tg) {
         for (uint32_t i = 0; i < tg->def->n_layers && !rc; i++)
             rc = rebuild_specs(&u, tg->def->layers[i].cond);

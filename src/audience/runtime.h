@@ -19,6 +19,7 @@
  *   a_tagidx   project \0 tag key \0 user u64be -> value JSON (distribution, listing)
  *   a_taghist  user u64be | tag key \0 | time  -> value JSON or null (history)
  *   a_cnt      user u64be | spec hash u64be    -> daily buckets (rules/buckets.c)
+ *   a_pref     user u64be | tag key            -> preference counts per day and value
  *   a_member   segment id u32be | user u64be   -> since_ms i64 | version u32
  *   a_useg     user u64be | segment id u32be   -> since_ms i64 | version u32
  *   a_meta     clock day, background task cursors, maintained counter specs
