@@ -1850,6 +1850,12 @@ int wm__aud_on_command(wm_atx_t *t, uint64_t user_id, const wm_json_t *cmd)
     }
     if (!strcmp(name, "segment_list"))
         return cmd_segment_list(t, user_id, cmd);
+    if (!strcmp(name, "segment_recompute")) {
+        /* a scheduled refresh: recompute every user of the segment now */
+        const wm_json_t *id = wm_json_get(cmd, "id"), *ver = wm_json_get(cmd, "version");
+        if (id && id->is_int && ver && ver->is_int && wm__areg_seg_id(t->snap, (uint32_t)id->i64))
+            return task_put(t, 's', (uint32_t)id->i64, 0, (uint32_t)ver->i64);
+    }
     return 0;
 }
 

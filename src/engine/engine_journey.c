@@ -377,6 +377,29 @@ static void run_entries(wm_engine_t *e, const wm_jversion_t *v, const char *cmd)
     wm_buf_release(&b);
 }
 
+/* Segments refreshed on a schedule (refresh.mode "schedule"): a full
+ * recompute on every partition when their cron matches (Asia/Shanghai). */
+static void sched_segments(wm_engine_t *e, sched_state_t *st, int64_t minute)
+{
+    const wm_asnap_t *s = wm__areg_snapshot(e->areg);
+    int64_t from = st->last_minute ? st->last_minute + 1 : minute;
+    if (minute - from > 1440)
+        from = minute - 1440;
+    for (uint32_t i = 0; s && i < s->n_segs; i++) {
+        const wm_aseg_t *g = s->segs[i];
+        if (g->def->refresh != WM_REFRESH_SCHEDULE || !g->def->cron)
+            continue;
+        for (int64_t m = from; m <= minute; m++)
+            if (cron_match(g->def->cron, m * 60000, 480)) {
+                char cmd[120];
+                snprintf(cmd, sizeof cmd, "{\"cmd\":\"segment_recompute\",\"id\":%u,\"version\":%u}", g->id,
+                         g->version);
+                command_all(e, cmd);
+                break;
+            }
+    }
+}
+
 static void sched_tick(wm_engine_t *e, sched_state_t *st)
 {
     const wm_jsnapshot_t *s = wm__jreg_snapshot(e->jreg);
@@ -422,6 +445,7 @@ static void sched_tick(wm_engine_t *e, sched_state_t *st)
                 }
         }
     }
+    sched_segments(e, st, minute);
     st->last_minute = minute;
 }
 

@@ -196,6 +196,8 @@ def test_realtime():
         publish_def(srv, "segments", {"key": "twice_7d", "name": "7天内登录两次",
                                       "condition": {"all": [{"did": "Login", "count": {">=": 2}, "within": "7d"},
                                                             {"tag": "tier", "op": "!=", "value": "长尾"}]}})
+        publish_def(srv, "segments", {"key": "sched_rich", "refresh": {"mode": "schedule", "cron": "0 6 * * *"},
+                                      "condition": {"profile": "aum", "op": ">=", "value": 1000000}})
         check(wait_computed(srv, "segments", "twice_7d"), "segment computed")
         t = now_ms(srv)
         post(srv, [track("rt1", "Login", t=t)])
@@ -212,6 +214,8 @@ def test_realtime():
               "a profile change raises the tier and enters the segment")
         st, u = srv.user("rt2", id_type="login_id")
         check(u["tags"].get("tier") == "高净值", "tier tag follows the profile", u.get("tags"))
+        check(not any(s["segment"] == "sched_rich" for s in u["segments"]),
+              "a scheduled segment does not move in real time", u["segments"])
         # events for first / last / preference / metrics
         post(srv, [track("rt1", "$AppStart", {"channel": "huawei"}, t=t + 10),
                    track("rt1", "$AppStart", {"channel": "xiaomi"}, t=t + 20),
@@ -241,6 +245,9 @@ def test_realtime():
         check(len(ex) == 1 and ex[0]["properties"]["reason"] == "clock", "exit reason clock, once", ex)
         st, u = srv.user("rt1", id_type="login_id")
         check(not any(s["segment"] == "twice_7d" for s in u["segments"]), "360 no longer lists the segment")
+        check(srv.wait_for(lambda: any(s["segment"] == "sched_rich"
+                                       for s in srv.user("rt2", id_type="login_id")[1]["segments"])),
+              "the scheduled refresh (06:00) recomputed the segment", srv.user("rt2", id_type="login_id")[1]["segments"])
         # tag history: the tier on a day
         before = t0 - 1
         st, h = srv.api("GET", f"/api/v1/users/rt2/tags/tier?id_type=login_id")
