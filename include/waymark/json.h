@@ -85,4 +85,14 @@ wm_json_t *wm_json_new_num(wm_arena_t *a, double v);
 /* Appends child to an ARRAY or OBJECT (key required for OBJECT, copied). */
 int wm_json_append(wm_arena_t *a, wm_json_t *parent, const char *key, wm_json_t *child);
 
+/*
+ * Finds the top-level member `key` of the object in text[0..len) without
+ * building a tree (profile scans read one property of a million profiles):
+ * *val / *val_len are the member's raw value text, to parse with
+ * wm_json_parse. A key written with escapes is not matched. Returns 0,
+ * WM_ENOTFOUND, or WM_EPARSE when the text is not an object. The value's
+ * own syntax is checked only by its parse.
+ */
+int wm_json_find_member(const char *text, size_t len, const char *key, const char **val, size_t *val_len);
+
 #endif

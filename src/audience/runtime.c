@@ -335,10 +335,14 @@ static const wm_json_t *load_profile(wm_atx_t *t, uint64_t user_id)
     return parse_copy(t->arena, v.mv_data, v.mv_size);
 }
 
+/* Counters are keyed by spec first: a preview or recompute reads one
+ * counter of every customer as one sequential range. */
+static uint64_t spec_hash(const char *spec_key) { return wm_hash64(spec_key, strlen(spec_key), 0x636e74); }
+
 static size_t cnt_key(unsigned char *kb, uint64_t user_id, const char *spec_key)
 {
-    wm_put_be64(kb, user_id);
-    wm_put_be64(kb + 8, wm_hash64(spec_key, strlen(spec_key), 0x636e74));
+    wm_put_be64(kb, spec_hash(spec_key));
+    wm_put_be64(kb + 8, user_id);
     return 16;
 }
 

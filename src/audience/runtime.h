@@ -18,7 +18,7 @@
  *   a_tag      user u64be | tag key            -> {"v":value,"t":changed_ms,"a":aux_ms[,"s":share]}
  *   a_tagidx   project \0 tag key \0 user u64be -> value JSON (distribution, listing)
  *   a_taghist  user u64be | tag key \0 | time  -> value JSON or null (history)
- *   a_cnt      user u64be | spec hash u64be    -> daily buckets (rules/buckets.c)
+ *   a_cnt      spec hash u64be | user u64be    -> daily buckets (rules/buckets.c)
  *   a_pref     user u64be | tag key            -> preference counts per day and value
  *   a_member   segment id u32be | user u64be   -> since_ms i64 | version u32
  *   a_useg     user u64be | segment id u32be   -> since_ms i64 | version u32

@@ -682,3 +682,94 @@ int wm_json_append(wm_arena_t *a, wm_json_t *parent, const char *key, wm_json_t 
     parent->len++;
     return 0;
 }
+
+/* ---- top-level member lookup without building a tree ---- */
+
+static size_t raw_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* Index just past the string starting at s[i] == '"', or 0 when unterminated. */
+static size_t raw_string_end(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Index just past the value at s[i], or 0 when malformed. Nesting is
+ * tracked with a depth count: brackets inside strings are skipped. */
+static size_t raw_value_end(const char *s, size_t i, size_t n)
+{
+    if (i >= n)
+        return 0;
+    if (s[i] == '"')
+        return raw_string_end(s, i, n);
+    if (s[i] == '{' || s[i] == '[') {
+        size_t depth = 0;
+        while (i < n) {
+            char c = s[i];
+            if (c == '"') {
+                if (!(i = raw_string_end(s, i, n)))
+                    return 0;
+                continue;
+            }
+            if (c == '{' || c == '[')
+                depth++;
+            else if ((c == '}' || c == ']') && --depth == 0)
+                return i + 1;
+            i++;
+        }
+        return 0;
+    }
+    size_t j = i;
+    while (j < n && s[j] != ',' && s[j] != '}' && s[j] != ']' && s[j] != ' ' && s[j] != '\n' &&
+           s[j] != '\r' && s[j] != '\t')
+        j++;
+    return j > i ? j : 0;
+}
+
+int wm_json_find_member(const char *text, size_t len, const char *key, const char **val, size_t *val_len)
+{
+    size_t kl = strlen(key), i = raw_ws(text, 0, len);
+    if (i >= len || text[i] != '{')
+        return WM_EPARSE;
+    i = raw_ws(text, i + 1, len);
+    if (i < len && text[i] == '}')
+        return WM_ENOTFOUND;
+    while (i < len) {
+        if (text[i] != '"')
+            return WM_EPARSE;
+        size_t ke = raw_string_end(text, i, len);
+        if (!ke)
+            return WM_EPARSE;
+        /* a key with escapes never equals a plain key: compare the raw bytes */
+        bool match = ke - i - 2 == kl && !memcmp(text + i + 1, key, kl);
+        i = raw_ws(text, ke, len);
+        if (i >= len || text[i] != ':')
+            return WM_EPARSE;
+        i = raw_ws(text, i + 1, len);
+        size_t ve = raw_value_end(text, i, len);
+        if (!ve)
+            return WM_EPARSE;
+        if (match) {
+            *val = text + i;
+            *val_len = ve - i;
+            return 0;
+        }
+        i = raw_ws(text, ve, len);
+        if (i < len && text[i] == '}')
+            return WM_ENOTFOUND;
+        if (i >= len || text[i] != ',')
+            return WM_EPARSE;
+        i = raw_ws(text, i + 1, len);
+    }
+    return WM_EPARSE;
+}

@@ -479,6 +479,46 @@ static void test_out_of_memory(void **state)
     }
 }
 
+/* wm_json_find_member against the full parse: the same member value. */
+static void test_find_member(void **state)
+{
+    (void)state;
+    wm_arena_t *a = &arena;
+    const char *doc = "{\"a\":1, \"b\" : {\"x\":[1,{\"a\":\"}\"}],\"y\":\"q\\\"\"},"
+                      "\"risk_level\":\"C3\",\"s\":\"a,b}\",\"n\":null,\"last\":-2.5e3}";
+    const char *keys[] = {"a", "b", "risk_level", "s", "n", "last"};
+    wm_json_t *root;
+    wm_json_error_t je;
+    assert_int_equal(wm_json_parse(a, doc, strlen(doc), &root, &je), 0);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v;
+        size_t vl;
+        assert_int_equal(wm_json_find_member(doc, strlen(doc), keys[i], &v, &vl), 0);
+        wm_json_t *got;
+        assert_int_equal(wm_json_parse(a, v, vl, &got, &je), 0);
+        wm_buf_t b1, b2;
+        wm_buf_init(&b1, 0);
+        wm_buf_init(&b2, 0);
+        wm_json_write(&b1, got);
+        wm_json_write(&b2, wm_json_get(root, keys[i]));
+        assert_int_equal(b1.len, b2.len);
+        assert_memory_equal(b1.data, b2.data, b1.len);
+        wm_buf_release(&b1);
+        wm_buf_release(&b2);
+    }
+    const char *v;
+    size_t vl;
+    /* nested keys are not top-level members */
+    assert_int_equal(wm_json_find_member(doc, strlen(doc), "x", &v, &vl), WM_ENOTFOUND);
+    assert_int_equal(wm_json_find_member(doc, strlen(doc), "y", &v, &vl), WM_ENOTFOUND);
+    assert_int_equal(wm_json_find_member("{}", 2, "a", &v, &vl), WM_ENOTFOUND);
+    assert_int_equal(wm_json_find_member("[1]", 3, "a", &v, &vl), WM_EPARSE);
+    assert_int_equal(wm_json_find_member("{\"a\":", 5, "a", &v, &vl), WM_EPARSE);
+    assert_int_equal(wm_json_find_member("{\"a\":\"x", 8, "a", &v, &vl), WM_EPARSE);
+    /* never reads past len: the member after the cut is not seen */
+    assert_int_equal(wm_json_find_member(doc, 8, "b", &v, &vl), WM_EPARSE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_builders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_find_member, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
