@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/evidx.h"
 #include "store/payload.h"
 #include "rt_internal.h"
 #include "waymark/limits.h"
@@ -140,9 +141,16 @@ void wm__jtx_committed(wm_jtx_t *t)
     for (uint32_t i = 0; i < rt->n_pending && rt->host.dispatch; i++)
         rt->host.dispatch(rt->host.ctx, &rt->pending[i]);
     free_pending(rt);
+    if (rt->host.names)
+        wm_names_committed(rt->host.names);
 }
 
-void wm__jtx_aborted(wm_jtx_t *t) { free_pending(t->rt); }
+void wm__jtx_aborted(wm_jtx_t *t)
+{
+    free_pending(t->rt);
+    if (t->rt->host.names)
+        wm_names_aborted(t->rt->host.names);
+}
 
 /* ---- small stores ---- */
 
@@ -370,14 +378,12 @@ static int env_events(void *ctx, int64_t from_ms, int64_t to_ms,
     MDB_val k = {16, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), stop = 0;
     uint32_t seen = 0;
-    while (rc == 0 && !stop && k.mv_size == 24 && seen++ < 10000) {
-        const unsigned char *kp = k.mv_data;
-        int64_t tm = (int64_t)(wm_get_be64(kp + 8) ^ (1ull << 63));
-        if (wm_get_be64(kp) != e->user_id || tm >= to_ms)
+    uint64_t owner;
+    int64_t tm;
+    wm_log_pos_t pos;
+    while (rc == 0 && !stop && wm_evidx_decode(&k, &v, &owner, &tm, &pos) && seen++ < 10000) {
+        if (owner != e->user_id || tm >= to_ms)
             break;
-        wm_log_pos_t pos = {.seq = wm_get_be64(kp + 16)};
-        memcpy(&pos.file, v.mv_data, 4);
-        memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);
         char *json = NULL;
         size_t len = 0;
         if (t->rt->host.read_event(t->rt->host.ctx, &pos, &json, &len) == 0) {
