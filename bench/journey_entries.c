@@ -24,7 +24,10 @@
  *            is an exit, so firing is the only work.
  * RSS is VmRSS of SERVER_PID (and its anonymous part, RssAnon: LMDB pages
  * are file-backed and show in the rest). LMDB bytes = apparent size of every
- * data.mdb under DATA_DIR (`du -sb` of those files), not the log files.
+ * data.mdb under DATA_DIR (`du -sb` of those files), not the log files; the
+ * identity store's share (DATA_DIR/identity) is also shown on its own, so
+ * the partitions' state (user rows, event index, journey state) is the
+ * difference.
  * Every batch is posted once; the acknowledgement (HTTP 200) means fsynced.
  * checksum = instances the report counts as entered (must equal N).
  */
@@ -65,13 +68,15 @@ typedef struct phase_load {
 } phase_load_t;
 
 typedef struct sample {
-    long long rss_kb, anon_kb, lmdb_bytes, disk_bytes;
+    long long rss_kb, anon_kb, lmdb_bytes, ident_bytes, disk_bytes;
 } sample_t;
 
 static sample_t take_sample(void)
 {
+    char ident[4096];
+    snprintf(ident, sizeof ident, "%s/identity", o.data_dir);
     return (sample_t){bc_proc_kb(o.pid, "VmRSS"), bc_proc_kb(o.pid, "RssAnon"), bc_dir_bytes(o.data_dir, "data.mdb"),
-                      bc_dir_bytes(o.data_dir, NULL)};
+                      bc_dir_bytes(ident, "data.mdb"), bc_dir_bytes(o.data_dir, NULL)};
 }
 
 /* ---- load ---- */
@@ -219,10 +224,10 @@ static void setup_journey(bc_conn_t *api)
 
 static void row_bytes(const char *phase, const sample_t *a, const sample_t *b, double n)
 {
-    printf("%s  %.0f  %.1f  %.1f  %.1f  %.1f  %.0f  %.0f  %.0f  %.0f\n", phase, n, a->rss_kb / 1024.0,
+    printf("%s  %.0f  %.1f  %.1f  %.1f  %.1f  %.0f  %.0f  %.0f  %.0f  %.0f\n", phase, n, a->rss_kb / 1024.0,
            b->rss_kb / 1024.0, a->anon_kb / 1024.0, b->anon_kb / 1024.0, (b->rss_kb - a->rss_kb) * 1024.0 / n,
            (b->anon_kb - a->anon_kb) * 1024.0 / n, (b->lmdb_bytes - a->lmdb_bytes) / n,
-           (b->disk_bytes - a->disk_bytes) / n);
+           (b->ident_bytes - a->ident_bytes) / n, (b->disk_bytes - a->disk_bytes) / n);
 }
 
 typedef struct results {
@@ -285,7 +290,7 @@ static void print_results(const results_t *r)
                r->fired);
     printf("\n");
     printf("growth  per  rss_before_MB  rss_after_MB  anon_before_MB  anon_after_MB  rss_B_each  anon_B_each"
-           "  lmdb_B_each  disk_B_each\n");
+           "  lmdb_B_each  of_it_identity_B  disk_B_each\n");
     row_bytes("users", &r->s0, &r->s1, n);
     row_bytes("instances", &r->s1, &r->s2, n);
     if (o.fire)

@@ -123,6 +123,11 @@
 #define WM_LIVE_PER_USER_MAX 64
 /* Live instances of one user in one journey (max_concurrent is capped here). */
 #define WM_JUSER_LIVE_MAX 8
+/* Project names and journey keys with a numeric id in a partition's name
+ * table (store/names.h): projects x journeys ever used, kept in memory. */
+#define WM_NAMES_MAX (1u << 20)
+/* One name of that table: a journey is project (WM_NAME_LEN_MAX) + 0 + key. */
+#define WM_NAME_BYTES_MAX 256
 /* Send times kept per (user, channel) for frequency caps: a cap above this
  * many sends per window cannot be expressed. */
 #define WM_FREQ_KEEP 64

@@ -1721,10 +1721,12 @@ bool wm__aud_background_due(wm_aud_t *a, int64_t now_ms)
     return s->clock_work && local_day(now_ms, 480) > a->clock_day;
 }
 
-static const char *user_project(wm_atx_t *t, const MDB_val *v)
+/* The project of a user row, decoded by the engine (it owns the row's
+ * format); into buf. */
+static const char *row_project(wm_aud_t *a, const MDB_val *v, char *buf, size_t cap)
 {
-    const wm_json_t *o = parse_copy(t->arena, v->mv_data, v->mv_size);
-    return wm_json_str(wm_json_get(o, "project"));
+    return a->host.user_project && a->host.user_project(a->host.ctx, v->mv_data, v->mv_size, buf, cap) ? buf
+                                                                                                     : NULL;
 }
 
 /* Runs one task for up to max users; *done when it reached the end. */
@@ -1758,7 +1760,8 @@ static int run_task(wm_atx_t *t, char kind, uint32_t id, uint64_t from_user, uin
         if (k.mv_size == 8) {
             uint64_t user = wm_get_be64(k.mv_data);
             wm_arena_reset(t->arena); /* nothing outlives one user */
-            const char *project = user_project(t, &v);
+            char pbuf[256];
+            const char *project = row_project(t->rt, &v, pbuf, sizeof pbuf);
             next = user + 1;
             if (project && (!want || !strcmp(project, want))) {
                 rc = recompute_user(t, user, project, kind, tg, g);
@@ -2086,8 +2089,8 @@ static int distribution_at(wm_aud_t *a, MDB_txn *txn, const char *project, const
         if (uk.mv_size == 8) {
             uint64_t user = wm_get_be64(uk.mv_data);
             wm_arena_reset(&scratch);
-            const wm_json_t *o = parse_copy(&scratch, uv.mv_data, uv.mv_size);
-            const char *p = wm_json_str(wm_json_get(o, "project"));
+            char pbuf[256];
+            const char *p = row_project(a, &uv, pbuf, sizeof pbuf);
             if (p && !strcmp(p, project)) {
                 unsigned char kb[8 + WM_AUD_KEY_MAX + 1 + 8];
                 size_t pl = hist_prefix(kb, user, key);
@@ -2185,7 +2188,8 @@ int wm__aud_preview(wm_aud_t *a, const char *project, const wm_cond_t *cond, int
         if (k.mv_size == 8) {
             wm_arena_reset(&arena);
             uint64_t user = wm_get_be64(k.mv_data);
-            const char *p = user_project(&t, &v);
+            char pbuf[256];
+            const char *p = row_project(a, &v, pbuf, sizeof pbuf);
             if (p && !strcmp(p, project)) {
                 uctx_t u = {.t = &t, .user_id = user, .project = project, .preview = true};
                 u.profile = load_profile(&t, user);

@@ -116,6 +116,9 @@ typedef struct wm_aud_host {
     int (*read_event)(void *ctx, const wm_log_pos_t *pos, char **json, size_t *len);
     int (*item_get)(void *ctx, const char *project, const char *type, const char *id, char **json,
                     size_t *len);
+    /* the project of a stored user row (dbi_users value) into out; false
+     * when the row cannot be read */
+    bool (*user_project)(void *ctx, const void *row, size_t len, char *out, size_t cap);
     /* queues an operational event of the user in the current transaction
      * (op_ctx is what the partition passed to wm__atx_begin) */
     int (*op_event)(void *op_ctx, uint64_t user_id, const char *project, const char *event,

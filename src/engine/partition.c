@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "store/evidx.h"
 #include "waymark/alloc.h"
 #include "waymark/bytes.h"
 #include "waymark/arena.h"
@@ -118,6 +119,28 @@ static int host_recommend(void *ctx, uint64_t user_id, const char *project, cons
     return wm_engine_recommendations_json(p->engine, project, user_id, type, n, false, out);
 }
 
+/* The project of a user row (see apply_user_created for the forms). */
+static bool host_user_project(void *ctx, const void *row, size_t len, char *out, size_t cap)
+{
+    wm_part_t *p = ctx;
+    const unsigned char *r = row, *end = r + len;
+    if (len && r[0] == '{') {
+        const char *val;
+        size_t vl;
+        bool ok = wm_json_find_member(row, len, "project", &val, &vl) == 0 && vl >= 2 && val[0] == '"' &&
+                  vl - 2 < cap && !memchr(val + 1, '\\', vl - 2);
+        if (ok) {
+            memcpy(out, val + 1, vl - 2);
+            out[vl - 2] = 0;
+        }
+        return ok;
+    }
+    uint64_t project;
+    r++;
+    return len > 1 && ((const unsigned char *)row)[0] == 1 && wm_get_varint(&r, end, &project) &&
+           project <= UINT32_MAX && wm_names_get(p->names, (uint32_t)project, out, cap) >= 0;
+}
+
 /* The audience runtime's $SegmentEntered / $SegmentExited go through the
  * journey runtime's op queue (op_ctx = the journey txn context). */
 static int host_op_event(void *op_ctx, uint64_t user_id, const char *project, const char *event,
@@ -176,12 +199,17 @@ int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_
         rc = mdb_err(rc, "dbi", index);
         goto fail;
     }
+    if ((rc = wm_names_open(txn, "names", &p->names))) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
     wm_jrt_host_t host = {
         .ctx = p,
         .part_index = index,
         .n_parts = wm__engine_partitions(e),
         .dbi_profiles = p->dbi_profiles,
         .dbi_events = p->dbi_events,
+        .names = p->names,
         .item_get = host_item_get,
         .read_event = host_read_event,
         .dispatch = host_dispatch,
@@ -205,6 +233,7 @@ int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_
         .read_event = host_read_event,
         .item_get = host_item_get,
         .op_event = host_op_event,
+        .user_project = host_user_project,
     };
     if ((rc = wm__aud_open(p->env, txn, wm__engine_areg(e), &ahost, &p->aud))) {
         mdb_txn_abort(txn);
@@ -334,31 +363,32 @@ static int store_json(apply_ctx_t *ac, MDB_dbi dbi, MDB_val *key, const wm_json_
     return rc;
 }
 
+/* User rows: format byte, varint project id (store/names.h), zigzag varint
+ * first_seen_ms. Rows written before the format byte are the JSON object
+ * {"project":..,"first_seen_ms":..}; both are read (user_meta_json). */
+#define USER_ROW_FORMAT 1
+#define USER_ROW_MAX (1 + 2 * WM_VARINT_MAX)
+
 static int apply_user_created(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_record_t *rec)
 {
-    unsigned char kb[8];
+    unsigned char kb[8], row[USER_ROW_MAX], *end = row;
     wm_put_be64(kb, h->user_id);
-    MDB_val k = {8, kb};
-    wm_buf_t b;
-    wm_buf_init(&b, 0);
-    wm_buf_puts(&b, "{\"project\":");
-    wm_buf_json_str(&b, rec->project, strlen(rec->project));
-    wm_buf_printf(&b, ",\"first_seen_ms\":%lld}", (long long)h->time_ms);
-    MDB_val v = {b.len, b.data};
-    int rc = b.err ? b.err : (mdb_put(ac->txn, ac->p->dbi_users, &k, &v, MDB_NOOVERWRITE) == MDB_KEYEXIST ? 0 : 0);
-    wm_buf_release(&b);
-    return rc;
+    uint32_t project;
+    int rc = wm_names_assign(ac->p->names, ac->txn, rec->project, strlen(rec->project), &project);
+    if (rc)
+        return rc;
+    *end++ = USER_ROW_FORMAT;
+    end = wm_put_varint(wm_put_varint(end, project), wm_zigzag(h->time_ms));
+    MDB_val k = {8, kb}, v = {(size_t)(end - row), row};
+    rc = mdb_put(ac->txn, ac->p->dbi_users, &k, &v, MDB_NOOVERWRITE);
+    return rc == 0 || rc == MDB_KEYEXIST ? 0 : WM_EIO;
 }
 
 static int apply_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const wm_log_pos_t *pos)
 {
-    unsigned char kb[24], vb[12];
-    wm_put_be64(kb, h->user_id);
-    wm_put_be64(kb + 8, (uint64_t)h->time_ms ^ (1ull << 63));
-    wm_put_be64(kb + 16, pos->seq);
-    memcpy(vb, &pos->file, 4);
-    memcpy(vb + 4, &pos->offset, 8);
-    MDB_val k = {sizeof kb, kb}, v = {sizeof vb, vb};
+    unsigned char kb[WM_EVIDX_KEY_BYTES], vb[WM_EVIDX_VALUE_MAX];
+    wm_evidx_key(kb, h->user_id, h->time_ms, pos->seq);
+    MDB_val k = {sizeof kb, kb}, v = {wm_evidx_value(vb, pos), vb};
     return mdb_put(ac->txn, ac->p->dbi_events, &k, &v, 0) ? WM_EIO : 0;
 }
 
@@ -1139,6 +1169,7 @@ void wm__part_close(wm_part_t *p)
     fail_jobs(p->head, WM_ECLOSED);
     wm__jrt_close(p->jrt);
     wm__aud_close(p->aud);
+    wm_names_close(p->names);
     if (p->env) {
         mdb_env_sync(p->env, 1);
         mdb_env_close(p->env);
@@ -1180,12 +1211,46 @@ int wm__part_profile_get(wm_part_t *p, uint64_t user_id, char **json, size_t *le
     return get_copy(p, p->dbi_profiles, &k, json, len);
 }
 
+/* The user row as the JSON text callers read: {"project":..,"first_seen_ms":..}. */
+static int user_meta_json(wm_part_t *p, const MDB_val *v, char **json, size_t *len)
+{
+    const unsigned char *r = v->mv_data, *end = r + v->mv_size;
+    if (v->mv_size && r[0] == '{') {
+        *json = wm_strndup(v->mv_data, v->mv_size);
+        *len = v->mv_size;
+        return *json ? 0 : WM_ENOMEM;
+    }
+    uint64_t project, first_seen;
+    char name[WM_NAME_BYTES_MAX + 1];
+    r++;
+    if (v->mv_size < 1 || ((const unsigned char *)v->mv_data)[0] != USER_ROW_FORMAT ||
+        !wm_get_varint(&r, end, &project) || !wm_get_varint(&r, end, &first_seen) || r != end ||
+        project > UINT32_MAX || wm_names_get(p->names, (uint32_t)project, name, sizeof name) < 0)
+        return WM_ECORRUPT;
+    wm_buf_t b;
+    wm_buf_init(&b, 0);
+    wm_buf_puts(&b, "{\"project\":");
+    wm_buf_json_str(&b, name, strlen(name));
+    wm_buf_printf(&b, ",\"first_seen_ms\":%lld}", (long long)wm_unzigzag(first_seen));
+    int rc = b.err;
+    *json = rc ? NULL : wm_strndup(b.data, b.len);
+    *len = b.len;
+    wm_buf_release(&b);
+    return rc ? rc : *json ? 0 : WM_ENOMEM;
+}
+
 int wm__part_user_meta(wm_part_t *p, uint64_t user_id, char **json, size_t *len)
 {
     unsigned char kb[8];
     wm_put_be64(kb, user_id);
-    MDB_val k = {8, kb};
-    return get_copy(p, p->dbi_users, &k, json, len);
+    MDB_val k = {8, kb}, v;
+    MDB_txn *txn;
+    if (mdb_txn_begin(p->env, NULL, MDB_RDONLY, &txn))
+        return WM_EIO;
+    int rc = mdb_get(txn, p->dbi_users, &k, &v);
+    rc = rc == 0 ? user_meta_json(p, &v, json, len) : rc == MDB_NOTFOUND ? WM_ENOTFOUND : WM_EIO;
+    mdb_txn_abort(txn);
+    return rc;
 }
 
 int wm__part_item_get(wm_part_t *p, const char *key, size_t key_len, char **json, size_t *len)
@@ -1213,15 +1278,11 @@ int wm__part_user_events(wm_part_t *p, uint64_t user_id, uint32_t limit, wm_even
     rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
     uint32_t got = 0;
     while (rc == 0 && got < limit) {
-        const unsigned char *kp = k.mv_data;
-        if (k.mv_size != 24 || wm_get_be64(kp) != user_id)
-            break;
         wm_event_ref_t *r = &refs[*n + got];
-        r->time_ms = (int64_t)(wm_get_be64(kp + 8) ^ (1ull << 63));
-        r->seq = wm_get_be64(kp + 16);
-        r->pos.seq = r->seq;
-        memcpy(&r->pos.file, v.mv_data, 4);
-        memcpy(&r->pos.offset, (const char *)v.mv_data + 4, 8);
+        uint64_t owner;
+        if (!wm_evidx_decode(&k, &v, &owner, &r->time_ms, &r->pos) || owner != user_id)
+            break;
+        r->seq = r->pos.seq;
         r->part = p;
         got++;
         rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);

@@ -13,6 +13,7 @@
 
 #include "audience/runtime.h"
 #include "journey/runtime.h"
+#include "store/names.h"
 #include "store/payload.h"
 #include "waymark/buf.h"
 #include "waymark/log.h"
@@ -42,6 +43,7 @@ typedef struct wm_part {
     wm_log_t *log;
     MDB_env *env;
     MDB_dbi dbi_meta, dbi_events, dbi_profiles, dbi_items, dbi_users, dbi_merges;
+    wm_names_t *names;          /* ids of project names and journey keys in stored rows */
     pthread_t thread;
     bool thread_started;
 

@@ -43,6 +43,8 @@ typedef struct wm_inst {
     int64_t due_ms;             /* timer due (wait or wait_event timeout), INT64_MAX none */
     int64_t goal_deadline_ms;
     wm_log_pos_t entry_pos;     /* the entry event in the log (seq 0 = none) */
+    uint32_t jid;               /* id of "project\0key" in the name table, 0 = not yet known
+                                 * (a format 1 row of a journey without one) */
     char project[RT_NAME_MAX];
     char key[RT_NAME_MAX];
     char match[RT_NAME_MAX];    /* entry event's value of the wait_event match property */
@@ -56,15 +58,20 @@ typedef struct wm_juser {
     int64_t last_exit_ms;
     uint32_t entries;
     uint8_t cond_state;         /* CONDITION entry: last evaluation (edge detection) */
-    uint8_t pad[3];
+    uint8_t old_key;            /* not stored: read under the format 1 key (by names),
+                                 * which the next write replaces */
+    uint8_t pad[2];
 } wm_juser_t;
 
-/* Stored forms: compact and versioned (an instance is ~100-140 bytes, not
- * the 344 of the in-memory struct; a user/journey row ~30). */
-#define WM_INST_ENC_MAX (1 + 96 + 4 * (1 + RT_NAME_MAX))
+/* Stored forms: compact and versioned (format 2: a waiting instance is ~30
+ * bytes, not the 344 of the in-memory struct; a user/journey row ~15; the
+ * format 1 rows of older stores are still read). The instance id is the
+ * row's key and not repeated in it. Encoding needs in->jid set; decoding
+ * fills project and key from names (NULL: left empty, for tests). */
+#define WM_INST_ENC_MAX (1 + 10 + 5 + 5 + 5 + 3 + 5 + 4 * 10 + 10 + 5 + 10 + 2 * RT_NAME_MAX)
 size_t wm__inst_encode(const wm_inst_t *in, unsigned char *buf);
-bool wm__inst_decode(const void *data, size_t len, wm_inst_t *in);
-#define WM_JUSER_ENC_MAX (1 + 1 + 8 * WM_JUSER_LIVE_MAX + 8 + 8 + 4 + 1)
+bool wm__inst_decode(wm_names_t *names, uint64_t id, const void *data, size_t len, wm_inst_t *in);
+#define WM_JUSER_ENC_MAX (1 + 1 + 10 * WM_JUSER_LIVE_MAX + 10 + 10 + 5 + 1)
 size_t wm__juser_encode(const wm_juser_t *ju, unsigned char *buf);
 bool wm__juser_decode(const void *data, size_t len, wm_juser_t *ju);
 
@@ -89,6 +96,7 @@ struct wm_jrt {
     wm_jreg_t *reg;
     wm_jrt_host_t host;
     MDB_dbi inst, juser, timer, out, umsg, freq, cnt, inbox, lead, stat, ops, meta, entries;
+    bool old_juser_keys;        /* j_user may hold format 1 keys (a store from before format 2) */
     _Atomic int64_t next_due;   /* cached earliest timer */
     uint64_t next_inst;         /* writer thread only */
     uint64_t next_op;

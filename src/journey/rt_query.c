@@ -59,7 +59,7 @@ int wm__jrt_user_journeys_json(wm_jrt_t *rt, uint64_t user_id, wm_buf_t *out)
             MDB_val ik = {8, ib}, iv;
             wm_inst_t in;
             if (ju.live[slot] && mdb_get(txn, rt->inst, &ik, &iv) == 0 &&
-                wm__inst_decode(iv.mv_data, iv.mv_size, &in)) {
+                wm__inst_decode(rt->host.names, ju.live[slot], iv.mv_data, iv.mv_size, &in)) {
                 const wm_jversion_t *ver = wm__jreg_version(s, in.project, in.key, in.version);
                 const char *node = ver && in.node < ver->def->n_nodes ? ver->def->nodes[in.node].id : "";
                 wm_buf_puts(out, n++ ? ",{\"journey\":" : "{\"journey\":");

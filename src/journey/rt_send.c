@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "rt_internal.h"
+#include "store/evidx.h"
 #include "waymark/limits.h"
 #include "waymark/alloc.h"
 #include "waymark/error.h"
@@ -581,10 +582,10 @@ static void recent_events(wm_jtx_t *t, uint64_t user_id, wm_buf_t *out)
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
     int n = 0;
-    while (rc == 0 && n < WM_LEAD_EVENTS && k.mv_size == 24 && wm_get_be64(k.mv_data) == user_id) {
-        wm_log_pos_t pos = {.seq = wm_get_be64((const unsigned char *)k.mv_data + 16)};
-        memcpy(&pos.file, v.mv_data, 4);
-        memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);
+    uint64_t owner;
+    int64_t time_ms;
+    wm_log_pos_t pos;
+    while (rc == 0 && n < WM_LEAD_EVENTS && wm_evidx_decode(&k, &v, &owner, &time_ms, &pos) && owner == user_id) {
         char *json = NULL;
         size_t len = 0;
         if (t->rt->host.read_event(t->rt->host.ctx, &pos, &json, &len) == 0) {

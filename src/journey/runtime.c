@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/evidx.h"
 #include "store/payload.h"
 #include "rt_internal.h"
 #include "waymark/limits.h"
@@ -59,6 +60,21 @@ static int64_t first_due(wm_jrt_t *rt, MDB_txn *txn)
     return due;
 }
 
+/* A store that had user/journey rows before their format 2 keys may still
+ * hold format 1 keys: lookups then fall back to them. An empty j_user is
+ * marked, so a new store never pays for the fallback. */
+static int note_juser_format(wm_jrt_t *rt, MDB_txn *txn)
+{
+    if (meta_get(txn, rt->meta, "juser_format") >= 2)
+        return 0;
+    MDB_stat st;
+    if (mdb_stat(txn, rt->juser, &st))
+        return WM_EIO;
+    if (st.ms_entries)
+        rt->old_juser_keys = true;
+    return st.ms_entries ? 0 : meta_put(txn, rt->meta, "juser_format", 2);
+}
+
 int wm__jrt_open(MDB_env *env, MDB_txn *txn, wm_jreg_t *reg, const wm_jrt_host_t *host,
                  wm_jrt_t **out)
 {
@@ -81,6 +97,7 @@ int wm__jrt_open(MDB_env *env, MDB_txn *txn, wm_jreg_t *reg, const wm_jrt_host_t
     if (!rc) rc = open_dbi(txn, "j_ops", &rt->ops);
     if (!rc) rc = open_dbi(txn, "j_meta", &rt->meta);
     if (!rc) rc = open_dbi(txn, "j_entries", &rt->entries);
+    if (!rc) rc = note_juser_format(rt, txn);
     if (rc) {
         wm_free(rt);
         return rc;
@@ -139,9 +156,16 @@ void wm__jtx_committed(wm_jtx_t *t)
     for (uint32_t i = 0; i < rt->n_pending && rt->host.dispatch; i++)
         rt->host.dispatch(rt->host.ctx, &rt->pending[i]);
     free_pending(rt);
+    if (rt->host.names)
+        wm_names_committed(rt->host.names);
 }
 
-void wm__jtx_aborted(wm_jtx_t *t) { free_pending(t->rt); }
+void wm__jtx_aborted(wm_jtx_t *t)
+{
+    free_pending(t->rt);
+    if (t->rt->host.names)
+        wm_names_aborted(t->rt->host.names);
+}
 
 /* ---- small stores ---- */
 
@@ -375,14 +399,12 @@ static int env_events(void *ctx, int64_t from_ms, int64_t to_ms,
     MDB_val k = {16, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), stop = 0;
     uint32_t seen = 0;
-    while (rc == 0 && !stop && k.mv_size == 24 && seen++ < 10000) {
-        const unsigned char *kp = k.mv_data;
-        int64_t tm = (int64_t)(wm_get_be64(kp + 8) ^ (1ull << 63));
-        if (wm_get_be64(kp) != e->user_id || tm >= to_ms)
+    uint64_t owner;
+    int64_t tm;
+    wm_log_pos_t pos;
+    while (rc == 0 && !stop && wm_evidx_decode(&k, &v, &owner, &tm, &pos) && seen++ < 10000) {
+        if (owner != e->user_id || tm >= to_ms)
             break;
-        wm_log_pos_t pos = {.seq = wm_get_be64(kp + 16)};
-        memcpy(&pos.file, v.mv_data, 4);
-        memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);
         char *json = NULL;
         size_t len = 0;
         if (t->rt->host.read_event(t->rt->host.ctx, &pos, &json, &len) == 0) {
@@ -487,8 +509,24 @@ static int update_counters(wm_jtx_t *t, const wm_jsnapshot_t *s, uint64_t user_i
 
 /* ---- stored forms ---- */
 
-#define INST_FORMAT 1
-#define JUSER_FORMAT 1
+/* Format 1 (fixed-width fields, project and journey key by name) is what
+ * stores written before format 2 hold; it is still read, and rewritten as
+ * format 2 the next time the row changes. Format 2 is varints and the
+ * journey's id in the partition's name table (store/names.h): a waiting
+ * instance is ~30 bytes instead of ~120, a user/journey row ~15 instead of 31. */
+#define INST_FORMAT_1 1
+#define INST_FORMAT 2
+#define JUSER_FORMAT_1 1
+#define JUSER_FORMAT 2
+
+/* format 2 instance flags: which optional fields follow */
+#define IF_CONVERTED 0x01
+#define IF_CONTROL 0x02
+#define IF_DUE 0x04
+#define IF_GOAL 0x08
+#define IF_ENTRY 0x10
+#define IF_MATCH 0x20
+#define IF_ITEM 0x40
 
 static unsigned char *put_bytes(unsigned char *p, const void *v, size_t n)
 {
@@ -503,30 +541,47 @@ static unsigned char *put_name(unsigned char *p, const char *s)
     return put_bytes(p, s, n);
 }
 
+/* Times are stored as differences from a related time of the same row
+ * (wrapping, so every pair of int64 values round-trips). */
+static uint64_t time_delta(int64_t t, int64_t base) { return wm_zigzag((int64_t)((uint64_t)t - (uint64_t)base)); }
+static int64_t time_undelta(uint64_t d, int64_t base) { return (int64_t)((uint64_t)base + (uint64_t)wm_unzigzag(d)); }
+
+static uint8_t inst_flags(const wm_inst_t *in)
+{
+    bool entry = in->entry_pos.seq || in->entry_pos.file || in->entry_pos.offset;
+    return (uint8_t)((in->converted ? IF_CONVERTED : 0) | (in->control ? IF_CONTROL : 0) |
+                     (in->due_ms != INT64_MAX ? IF_DUE : 0) | (in->goal_deadline_ms ? IF_GOAL : 0) |
+                     (entry ? IF_ENTRY : 0) | (in->match[0] ? IF_MATCH : 0) | (in->item[0] ? IF_ITEM : 0));
+}
+
 size_t wm__inst_encode(const wm_inst_t *in, unsigned char *buf)
 {
+    uint8_t flags = inst_flags(in);
     unsigned char *p = buf;
     *p++ = INST_FORMAT;
-    p = put_bytes(p, &in->id, 8);
-    p = put_bytes(p, &in->user_id, 8);
-    p = put_bytes(p, &in->version, 4);
-    p = put_bytes(p, &in->node, 4);
+    p = wm_put_varint(p, in->user_id);
+    p = wm_put_varint(p, in->jid);
+    p = wm_put_varint(p, in->version);
+    p = wm_put_varint(p, in->node);
     *p++ = in->state;
     *p++ = in->arm;
-    *p++ = in->converted;
-    *p++ = in->control;
-    p = put_bytes(p, &in->steps, 4);
-    p = put_bytes(p, &in->entered_ms, 8);
-    p = put_bytes(p, &in->node_since_ms, 8);
-    p = put_bytes(p, &in->due_ms, 8);
-    p = put_bytes(p, &in->goal_deadline_ms, 8);
-    p = put_bytes(p, &in->entry_pos.seq, 8);
-    p = put_bytes(p, &in->entry_pos.file, 4);
-    p = put_bytes(p, &in->entry_pos.offset, 8);
-    p = put_name(p, in->project);
-    p = put_name(p, in->key);
-    p = put_name(p, in->match);
-    p = put_name(p, in->item);
+    *p++ = flags;
+    p = wm_put_varint(p, in->steps);
+    p = wm_put_varint(p, wm_zigzag(in->entered_ms));
+    p = wm_put_varint(p, time_delta(in->node_since_ms, in->entered_ms));
+    if (flags & IF_DUE)
+        p = wm_put_varint(p, time_delta(in->due_ms, in->node_since_ms));
+    if (flags & IF_GOAL)
+        p = wm_put_varint(p, time_delta(in->goal_deadline_ms, in->entered_ms));
+    if (flags & IF_ENTRY) {
+        p = wm_put_varint(p, in->entry_pos.seq);
+        p = wm_put_varint(p, in->entry_pos.file);
+        p = wm_put_varint(p, in->entry_pos.offset);
+    }
+    if (flags & IF_MATCH)
+        p = put_name(p, in->match);
+    if (flags & IF_ITEM)
+        p = put_name(p, in->item);
     return (size_t)(p - buf);
 }
 
@@ -560,35 +615,118 @@ static void get_name(reader_t *r, char *out)
     out[n] = 0;
 }
 
-bool wm__inst_decode(const void *data, size_t len, wm_inst_t *in)
+static uint64_t get_varint(reader_t *r, uint64_t max)
+{
+    uint64_t v = 0;
+    if (r->ok && (!wm_get_varint(&r->p, r->end, &v) || v > max))
+        r->ok = false;
+    return r->ok ? v : 0;
+}
+
+static bool inst_decode_1(reader_t *r, wm_inst_t *in)
+{
+    get_bytes(r, &in->id, 8);
+    get_bytes(r, &in->user_id, 8);
+    get_bytes(r, &in->version, 4);
+    get_bytes(r, &in->node, 4);
+    get_bytes(r, &in->state, 1);
+    get_bytes(r, &in->arm, 1);
+    get_bytes(r, &in->converted, 1);
+    get_bytes(r, &in->control, 1);
+    get_bytes(r, &in->steps, 4);
+    get_bytes(r, &in->entered_ms, 8);
+    get_bytes(r, &in->node_since_ms, 8);
+    get_bytes(r, &in->due_ms, 8);
+    get_bytes(r, &in->goal_deadline_ms, 8);
+    get_bytes(r, &in->entry_pos.seq, 8);
+    get_bytes(r, &in->entry_pos.file, 4);
+    get_bytes(r, &in->entry_pos.offset, 8);
+    get_name(r, in->project);
+    get_name(r, in->key);
+    get_name(r, in->match);
+    get_name(r, in->item);
+    return r->ok && r->p == r->end;
+}
+
+static bool inst_decode_2(reader_t *r, wm_inst_t *in)
+{
+    in->user_id = get_varint(r, UINT64_MAX);
+    in->jid = (uint32_t)get_varint(r, UINT32_MAX);
+    in->version = (uint32_t)get_varint(r, UINT32_MAX);
+    in->node = (uint32_t)get_varint(r, UINT32_MAX);
+    uint8_t flags = 0;
+    get_bytes(r, &in->state, 1);
+    get_bytes(r, &in->arm, 1);
+    get_bytes(r, &flags, 1);
+    in->converted = (flags & IF_CONVERTED) != 0;
+    in->control = (flags & IF_CONTROL) != 0;
+    in->steps = (uint32_t)get_varint(r, UINT32_MAX);
+    in->entered_ms = wm_unzigzag(get_varint(r, UINT64_MAX));
+    in->node_since_ms = time_undelta(get_varint(r, UINT64_MAX), in->entered_ms);
+    in->due_ms = flags & IF_DUE ? time_undelta(get_varint(r, UINT64_MAX), in->node_since_ms) : INT64_MAX;
+    if (flags & IF_GOAL)
+        in->goal_deadline_ms = time_undelta(get_varint(r, UINT64_MAX), in->entered_ms);
+    if (flags & IF_ENTRY) {
+        in->entry_pos.seq = get_varint(r, UINT64_MAX);
+        in->entry_pos.file = (uint32_t)get_varint(r, UINT32_MAX);
+        in->entry_pos.offset = get_varint(r, UINT64_MAX);
+    }
+    if (flags & IF_MATCH)
+        get_name(r, in->match);
+    if (flags & IF_ITEM)
+        get_name(r, in->item);
+    return r->ok && r->p == r->end && in->jid;
+}
+
+/* "project\0key" from the name table into in->project and in->key. */
+static bool journey_names(wm_names_t *names, uint32_t jid, wm_inst_t *in)
+{
+    char name[WM_NAME_BYTES_MAX + 1];
+    int len = wm_names_get(names, jid, name, sizeof name);
+    size_t pl = len > 0 ? strlen(name) : 0;
+    if (len <= 0 || pl >= (size_t)len || pl >= RT_NAME_MAX || (size_t)len - pl - 1 >= RT_NAME_MAX)
+        return false;
+    memcpy(in->project, name, pl + 1);
+    memcpy(in->key, name + pl + 1, (size_t)len - pl);
+    return true;
+}
+
+static size_t journey_name(char *buf, const char *project, const char *key)
+{
+    size_t pl = strlen(project), kl = strlen(key);
+    if (pl + 1 + kl > WM_NAME_BYTES_MAX)
+        return 0;
+    memcpy(buf, project, pl + 1);
+    memcpy(buf + pl + 1, key, kl);
+    return pl + 1 + kl;
+}
+
+bool wm__inst_decode(wm_names_t *names, uint64_t id, const void *data, size_t len, wm_inst_t *in)
 {
     reader_t r = {data, (const unsigned char *)data + len, true};
     unsigned char fmt = 0;
     memset(in, 0, sizeof *in);
     get_bytes(&r, &fmt, 1);
-    if (fmt != INST_FORMAT)
+    if (fmt == INST_FORMAT_1) {
+        char name[WM_NAME_BYTES_MAX];
+        if (!inst_decode_1(&r, in) || in->id != id)
+            return false;
+        size_t n = journey_name(name, in->project, in->key);
+        if (names && n)
+            wm_names_find(names, name, n, &in->jid);
+        return true;
+    }
+    in->id = id;
+    if (fmt != INST_FORMAT || !inst_decode_2(&r, in))
         return false;
-    get_bytes(&r, &in->id, 8);
-    get_bytes(&r, &in->user_id, 8);
-    get_bytes(&r, &in->version, 4);
-    get_bytes(&r, &in->node, 4);
-    get_bytes(&r, &in->state, 1);
-    get_bytes(&r, &in->arm, 1);
-    get_bytes(&r, &in->converted, 1);
-    get_bytes(&r, &in->control, 1);
-    get_bytes(&r, &in->steps, 4);
-    get_bytes(&r, &in->entered_ms, 8);
-    get_bytes(&r, &in->node_since_ms, 8);
-    get_bytes(&r, &in->due_ms, 8);
-    get_bytes(&r, &in->goal_deadline_ms, 8);
-    get_bytes(&r, &in->entry_pos.seq, 8);
-    get_bytes(&r, &in->entry_pos.file, 4);
-    get_bytes(&r, &in->entry_pos.offset, 8);
-    get_name(&r, in->project);
-    get_name(&r, in->key);
-    get_name(&r, in->match);
-    get_name(&r, in->item);
-    return r.ok && r.p == r.end;
+    return !names || journey_names(names, in->jid, in);
+}
+
+/* A live instance id is its partition (top 16 bits) and a per-partition
+ * counter: two varints keep the usual 8 bytes to 4. */
+static unsigned char *put_inst_id(unsigned char *p, uint64_t id)
+{
+    return wm_put_varint(wm_put_varint(p, id >> 48), id & ((1ull << 48) - 1));
 }
 
 size_t wm__juser_encode(const wm_juser_t *ju, unsigned char *buf)
@@ -599,14 +737,38 @@ size_t wm__juser_encode(const wm_juser_t *ju, unsigned char *buf)
     *count = 0;
     for (int i = 0; i < WM_JUSER_LIVE_MAX; i++)
         if (ju->live[i]) {
-            p = put_bytes(p, &ju->live[i], 8);
+            p = put_inst_id(p, ju->live[i]);
             (*count)++;
         }
-    p = put_bytes(p, &ju->last_entered_ms, 8);
-    p = put_bytes(p, &ju->last_exit_ms, 8);
-    p = put_bytes(p, &ju->entries, 4);
+    p = wm_put_varint(p, wm_zigzag(ju->last_entered_ms));
+    p = wm_put_varint(p, time_delta(ju->last_exit_ms, ju->last_entered_ms));
+    p = wm_put_varint(p, ju->entries);
     *p++ = ju->cond_state;
     return (size_t)(p - buf);
+}
+
+static bool juser_decode_1(reader_t *r, unsigned n, wm_juser_t *ju)
+{
+    for (unsigned i = 0; i < n; i++)
+        get_bytes(r, &ju->live[i], 8);
+    get_bytes(r, &ju->last_entered_ms, 8);
+    get_bytes(r, &ju->last_exit_ms, 8);
+    get_bytes(r, &ju->entries, 4);
+    get_bytes(r, &ju->cond_state, 1);
+    return r->ok && r->p == r->end;
+}
+
+static bool juser_decode_2(reader_t *r, unsigned n, wm_juser_t *ju)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t part = get_varint(r, 0xffff);
+        ju->live[i] = part << 48 | get_varint(r, (1ull << 48) - 1);
+    }
+    ju->last_entered_ms = wm_unzigzag(get_varint(r, UINT64_MAX));
+    ju->last_exit_ms = time_undelta(get_varint(r, UINT64_MAX), ju->last_entered_ms);
+    ju->entries = (uint32_t)get_varint(r, UINT32_MAX);
+    get_bytes(r, &ju->cond_state, 1);
+    return r->ok && r->p == r->end;
 }
 
 bool wm__juser_decode(const void *data, size_t len, wm_juser_t *ju)
@@ -616,15 +778,11 @@ bool wm__juser_decode(const void *data, size_t len, wm_juser_t *ju)
     memset(ju, 0, sizeof *ju);
     get_bytes(&r, &fmt, 1);
     get_bytes(&r, &n, 1);
-    if (fmt != JUSER_FORMAT || n > WM_JUSER_LIVE_MAX)
+    if (n > WM_JUSER_LIVE_MAX)
         return false;
-    for (unsigned i = 0; i < n; i++)
-        get_bytes(&r, &ju->live[i], 8);
-    get_bytes(&r, &ju->last_entered_ms, 8);
-    get_bytes(&r, &ju->last_exit_ms, 8);
-    get_bytes(&r, &ju->entries, 4);
-    get_bytes(&r, &ju->cond_state, 1);
-    return r.ok && r.p == r.end;
+    if (fmt == JUSER_FORMAT_1)
+        return juser_decode_1(&r, n, ju);
+    return fmt == JUSER_FORMAT && juser_decode_2(&r, n, ju);
 }
 
 /* ---- instances ---- */
@@ -635,13 +793,24 @@ static int inst_get(wm_jtx_t *t, uint64_t id, wm_inst_t *in)
     wm_put_be64(kb, id);
     MDB_val k = {8, kb}, v;
     int rc = mdb_get(t->txn, t->rt->inst, &k, &v);
-    if (rc || !wm__inst_decode(v.mv_data, v.mv_size, in))
+    if (rc || !wm__inst_decode(t->rt->host.names, id, v.mv_data, v.mv_size, in))
         return WM_ENOTFOUND;
     return 0;
 }
 
-static int inst_put(wm_jtx_t *t, const wm_inst_t *in)
+/* The id of the journey in the partition's name table, assigned if new. */
+static int journey_id(wm_jtx_t *t, const char *project, const char *key, uint32_t *jid)
 {
+    char name[WM_NAME_BYTES_MAX];
+    size_t n = journey_name(name, project, key);
+    return n ? wm_names_assign(t->rt->host.names, t->txn, name, n, jid) : WM_EINVAL;
+}
+
+static int inst_put(wm_jtx_t *t, wm_inst_t *in)
+{
+    int rc = in->jid ? 0 : journey_id(t, in->project, in->key, &in->jid);
+    if (rc)
+        return rc;
     unsigned char kb[8];
     wm_put_be64(kb, in->id);
     unsigned char enc[WM_INST_ENC_MAX];
@@ -658,8 +827,20 @@ static int inst_del(wm_jtx_t *t, uint64_t id)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : WM_EIO;
 }
 
-static size_t juser_key(unsigned char *kb, size_t cap, uint64_t user_id, const char *project,
-                        const char *key)
+/* j_user keys: u64be user, 0, varint journey id. Format 1 keys (older
+ * stores) are u64be user, project, 0, key; a project name is never empty,
+ * so the byte after the user id tells the two apart. */
+#define JUSER_KEY_MAX (8 + 1 + 5)
+
+static size_t juser_key(unsigned char *kb, uint64_t user_id, uint32_t jid)
+{
+    wm_put_be64(kb, user_id);
+    kb[8] = 0;
+    return (size_t)(wm_put_varint(kb + 9, jid) - kb);
+}
+
+static size_t juser_key_1(unsigned char *kb, size_t cap, uint64_t user_id, const char *project,
+                          const char *key)
 {
     size_t pl = strlen(project), kl = strlen(key);
     if (8 + pl + 1 + kl > cap)
@@ -671,28 +852,49 @@ static size_t juser_key(unsigned char *kb, size_t cap, uint64_t user_id, const c
     return 9 + pl + kl;
 }
 
+/* A row under its format 1 key, in a store that may still have them. */
+static void juser_get_1(wm_jtx_t *t, uint64_t user_id, const char *project, const char *key,
+                        wm_juser_t *ju)
+{
+    unsigned char kb[200];
+    MDB_val k = {juser_key_1(kb, sizeof kb, user_id, project, key), kb}, v;
+    if (k.mv_size && mdb_get(t->txn, t->rt->juser, &k, &v) == 0 &&
+        wm__juser_decode(v.mv_data, v.mv_size, ju))
+        ju->old_key = 1;
+}
+
 static int juser_get(wm_jtx_t *t, uint64_t user_id, const char *project, const char *key,
                      wm_juser_t *ju)
 {
-    unsigned char kb[200];
     memset(ju, 0, sizeof *ju);
-    MDB_val k = {juser_key(kb, sizeof kb, user_id, project, key), kb}, v;
-    if (!k.mv_size)
-        return WM_EINVAL;
+    uint32_t jid;
+    int rc = journey_id(t, project, key, &jid);
+    if (rc)
+        return rc;
+    unsigned char kb[JUSER_KEY_MAX];
+    MDB_val k = {juser_key(kb, user_id, jid), kb}, v;
     if (mdb_get(t->txn, t->rt->juser, &k, &v) == 0)
         wm__juser_decode(v.mv_data, v.mv_size, ju);
+    else if (t->rt->old_juser_keys)
+        juser_get_1(t, user_id, project, key, ju);
     return 0;
 }
 
 static int juser_put(wm_jtx_t *t, uint64_t user_id, const char *project, const char *key,
                      const wm_juser_t *ju)
 {
-    unsigned char kb[200];
-    unsigned char enc[WM_JUSER_ENC_MAX];
-    MDB_val k = {juser_key(kb, sizeof kb, user_id, project, key), kb},
-            v = {wm__juser_encode(ju, enc), enc};
-    if (!k.mv_size)
-        return WM_EINVAL;
+    uint32_t jid;
+    int rc = journey_id(t, project, key, &jid);
+    if (rc)
+        return rc;
+    if (ju->old_key) {
+        unsigned char ob[200];
+        MDB_val ok = {juser_key_1(ob, sizeof ob, user_id, project, key), ob};
+        if (ok.mv_size && (rc = mdb_del(t->txn, t->rt->juser, &ok, NULL)) && rc != MDB_NOTFOUND)
+            return WM_EIO;
+    }
+    unsigned char kb[JUSER_KEY_MAX], enc[WM_JUSER_ENC_MAX];
+    MDB_val k = {juser_key(kb, user_id, jid), kb}, v = {wm__juser_encode(ju, enc), enc};
     return mdb_put(t->txn, t->rt->juser, &k, &v, 0) ? WM_EIO : 0;
 }
 
@@ -1436,7 +1638,8 @@ static int cmd_journey_stop(wm_jtx_t *t, const wm_json_t *cmd)
     int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
     while (rc == 0) {
         wm_inst_t in;
-        if (wm__inst_decode(v.mv_data, v.mv_size, &in)) {
+        if (k.mv_size == 8 &&
+            wm__inst_decode(t->rt->host.names, wm_get_be64(k.mv_data), v.mv_data, v.mv_size, &in)) {
             if (!strcmp(in.key, key) && !strcmp(in.project, project)) {
                 if (n == cap) {
                     cap = cap ? cap * 2 : 64;

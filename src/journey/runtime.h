@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store/names.h"
 #include "waymark/arena.h"
 #include "waymark/buf.h"
 #include "waymark/dispatch.h"
@@ -104,7 +105,9 @@ typedef struct wm_jrt_host {
     void *ctx;
     uint32_t part_index;
     MDB_dbi dbi_profiles;       /* the partition's profiles (same env) */
-    MDB_dbi dbi_events;         /* the partition's event index (user, time, seq) -> pos */
+    MDB_dbi dbi_events;         /* the partition's event index (store/evidx.h) */
+    wm_names_t *names;          /* the partition's name ids (store/names.h); commit and
+                                 * abort of a jtx are passed on to it */
     /* properties of an item (any partition); JSON text copy, caller frees */
     int (*item_get)(void *ctx, const char *project, const char *type, const char *id, char **json,
                     size_t *len);
