@@ -22,7 +22,8 @@
  * most max_users users, each round its own transaction that also stores the
  * cursor, so ingest interleaves and a crash resumes where it stopped.
  */
-#include "audience/runtime.h"
+#include "audience/aud_internal.h"
+#include "store/evidx.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -35,29 +36,6 @@
 #include "waymark/bytes.h"
 #include "waymark/error.h"
 #include "waymark/limits.h"
-
-typedef struct wm_adelta {
-    uint32_t seg_id;
-    uint32_t user;
-    bool add;
-} wm_adelta_t;
-
-struct wm_aud {
-    MDB_env *env;
-    wm_areg_t *reg;
-    wm_aud_host_t host;
-    MDB_dbi tag, tagidx, taghist, cnt, member, useg, meta, rec, pref;
-
-    pthread_mutex_t bm_mu;      /* guards bitmaps (writer updates, queries read) */
-    roaring_bitmap_t **bitmaps; /* by segment id */
-    uint32_t n_bitmaps;
-
-    /* background: recompute tasks and the clock pass (writer thread only,
-     * mirrored in a_meta so a restart resumes) */
-    int32_t clock_day;          /* last local day the clock pass completed */
-    bool tasks_pending;
-    const wm_asnap_t *seen_snap;/* snapshot whose new versions were scheduled */
-};
 
 /* ---- small helpers ---- */
 
@@ -159,6 +137,8 @@ static int load_bitmaps(wm_aud_t *a, MDB_txn *txn)
     return 0;
 }
 
+static int load_universes(wm_aud_t *a, MDB_txn *txn);
+
 int wm__aud_open(MDB_env *env, MDB_txn *txn, wm_areg_t *reg, const wm_aud_host_t *host,
                  wm_aud_t **out)
 {
@@ -182,7 +162,7 @@ int wm__aud_open(MDB_env *env, MDB_txn *txn, wm_areg_t *reg, const wm_aud_host_t
         wm__aud_close(a);
         return WM_EIO;
     }
-    if ((rc = load_bitmaps(a, txn))) {
+    if ((rc = load_bitmaps(a, txn)) || (rc = load_universes(a, txn))) {
         wm__aud_close(a);
         return rc;
     }
@@ -192,10 +172,79 @@ int wm__aud_open(MDB_env *env, MDB_txn *txn, wm_areg_t *reg, const wm_aud_host_t
     return 0;
 }
 
+/* ---- the customers of each project (the universe of previews and "not") ---- */
+
+static roaring_bitmap_t *universe_of(wm_aud_t *a, const char *project, bool create)
+{
+    for (uint32_t i = 0; i < a->n_universes; i++)
+        if (!strcmp(a->universes[i].project, project))
+            return a->universes[i].users;
+    if (!create || strlen(project) >= sizeof a->universes[0].project)
+        return NULL;
+    wm__aud_universe_t *u = wm_realloc(a->universes, (a->n_universes + 1) * sizeof *u);
+    if (!u)
+        return NULL;
+    a->universes = u;
+    wm__aud_universe_t *n = &u[a->n_universes];
+    snprintf(n->project, sizeof n->project, "%s", project);
+    if (!(n->users = roaring_bitmap_create()))
+        return NULL;
+    a->n_universes++;
+    return n->users;
+}
+
+void wm__aud_user_seen(wm_aud_t *a, uint64_t user_id, const char *project)
+{
+    pthread_mutex_lock(&a->bm_mu);
+    roaring_bitmap_t *b = universe_of(a, project, true);
+    if (b)
+        roaring_bitmap_add(b, (uint32_t)user_id);
+    pthread_mutex_unlock(&a->bm_mu);
+}
+
+void *wm__aud_universe_copy(wm_aud_t *a, const char *project)
+{
+    pthread_mutex_lock(&a->bm_mu);
+    roaring_bitmap_t *b = universe_of(a, project, false);
+    roaring_bitmap_t *c = b ? roaring_bitmap_copy(b) : roaring_bitmap_create();
+    pthread_mutex_unlock(&a->bm_mu);
+    return c;
+}
+
+static int load_universes(wm_aud_t *a, MDB_txn *txn)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, a->host.dbi_users, &c))
+        return WM_EIO;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    char last[256] = "", buf[256];
+    roaring_bitmap_t *cur = NULL;
+    while (rc == 0) {
+        if (k.mv_size == 8 && a->host.user_project &&
+            a->host.user_project(a->host.ctx, v.mv_data, v.mv_size, buf, sizeof buf)) {
+            if (!cur || strcmp(buf, last)) {
+                cur = universe_of(a, buf, true);
+                snprintf(last, sizeof last, "%s", buf);
+            }
+            if (cur)
+                roaring_bitmap_add(cur, (uint32_t)wm_get_be64(k.mv_data));
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    for (uint32_t i = 0; i < a->n_universes; i++)
+        roaring_bitmap_run_optimize(a->universes[i].users);
+    return 0;
+}
+
 void wm__aud_close(wm_aud_t *a)
 {
     if (!a)
         return;
+    for (uint32_t i = 0; i < a->n_universes; i++)
+        roaring_bitmap_free(a->universes[i].users);
+    wm_free(a->universes);
     for (uint32_t i = 0; i < a->n_bitmaps; i++)
         if (a->bitmaps[i])
             roaring_bitmap_free(a->bitmaps[i]);
@@ -387,13 +436,11 @@ int wm__aud_user_events(wm_aud_t *a, MDB_txn *txn, wm_arena_t *arena, uint64_t u
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), stop = 0;
     uint32_t seen = 0;
     while (rc == 0 && !stop && k.mv_size == 24 && seen++ < WM_AUD_SCAN_EVENTS_MAX) {
-        const unsigned char *kp = k.mv_data;
-        int64_t tm = (int64_t)(wm_get_be64(kp + 8) ^ (1ull << 63));
-        if (wm_get_be64(kp) != user_id || tm >= to_ms)
+        uint64_t uid;
+        int64_t tm;
+        wm_log_pos_t pos;
+        if (!wm_evidx_decode(&k, &v, &uid, &tm, &pos) || uid != user_id || tm >= to_ms)
             break;
-        wm_log_pos_t pos = {.seq = wm_get_be64(kp + 16)};
-        memcpy(&pos.file, v.mv_data, 4);
-        memcpy(&pos.offset, (const char *)v.mv_data + 4, 8);
         char *json = NULL;
         size_t len = 0;
         if (a->host.read_event(a->host.ctx, &pos, &json, &len) == 0) {
@@ -2272,4 +2319,24 @@ int wm__aud_rec_counts(wm_aud_t *a, const char *project, const char *type, const
     mdb_cursor_close(c);
     mdb_txn_abort(txn);
     return rc;
+}
+
+/* ---- for plan.c ---- */
+
+uint64_t wm__aud_spec_hash(const char *spec_key) { return spec_hash(spec_key); }
+
+bool wm__aud_spec_kept(wm_aud_t *a, MDB_txn *txn, const wm_counter_spec_t *spec)
+{
+    wm_atx_t t = {.rt = a, .txn = txn};
+    return spec_maintained(&t, spec);
+}
+
+bool wm__aud_eval_user(wm_aud_t *a, MDB_txn *txn, wm_arena_t *arena, const char *project, uint64_t user_id,
+                       const wm_cond_t *c, int64_t now_ms)
+{
+    wm_atx_t t = {.rt = a, .txn = txn, .arena = arena, .now_ms = now_ms, .snap = wm__areg_snapshot(a->reg)};
+    uctx_t u = {.t = &t, .user_id = user_id, .project = project, .preview = true};
+    u.profile = load_profile(&t, user_id);
+    u.tz_min = tz_offset(a, u.profile, now_ms);
+    return eval(&u, c);
 }

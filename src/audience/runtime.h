@@ -196,6 +196,17 @@ uint32_t wm__aud_done_version(wm_aud_t *a, char kind, uint32_t id);
 /* Since-when of a member (0 when not a member). */
 int64_t wm__aud_member_since(wm_aud_t *a, uint32_t seg_id, uint64_t user_id);
 
+/* A user row of project was written (the engine calls this): the
+ * universe of previews and negations. */
+void wm__aud_user_seen(wm_aud_t *a, uint64_t user_id, const char *project);
+/* Every customer of project in this partition (roaring_bitmap_t *; caller frees). */
+void *wm__aud_universe_copy(wm_aud_t *a, const char *project);
+/* The customers of project in this partition matching a condition (AST),
+ * as a roaring_bitmap_t * in *out (caller frees): answered by column scans
+ * of profiles, tags, counters and memberships where the condition allows,
+ * by evaluating single customers elsewhere (plan.c). */
+int wm__aud_select(wm_aud_t *a, const char *project, const wm_json_t *ast, int64_t now_ms, void **out);
+
 /* Evaluates a condition for every user of project in this partition
  * (preview); calls cb for each match (stop with non-zero). */
 int wm__aud_preview(wm_aud_t *a, const char *project, const wm_cond_t *cond, int64_t now_ms,

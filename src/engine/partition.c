@@ -381,6 +381,8 @@ static int apply_user_created(apply_ctx_t *ac, const wm_payload_hdr_t *h, const 
     end = wm_put_varint(wm_put_varint(end, project), wm_zigzag(h->time_ms));
     MDB_val k = {8, kb}, v = {(size_t)(end - row), row};
     rc = mdb_put(ac->txn, ac->p->dbi_users, &k, &v, MDB_NOOVERWRITE);
+    if (rc == 0)
+        wm__aud_user_seen(ac->p->aud, h->user_id, rec->project);
     return rc == 0 || rc == MDB_KEYEXIST ? 0 : WM_EIO;
 }
 

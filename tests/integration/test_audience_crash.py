@@ -18,7 +18,8 @@ import time
 from wmtest import Server, check, finish, run_case, track
 
 ROUNDS = int(os.environ.get("AUDIENCE_CRASH_ROUNDS", "6"))
-USERS = [f"ac{i:03d}" for i in range(600)]
+USERS = [f"ac{i:04d}" for i in range(1000)]
+EVENTS_MAX = 1600  # about 1.6 Pings per customer: some reach 3, a few 5
 
 TAG = {"key": "pings_7d", "kind": "metric", "event": "Ping", "agg": "count", "within": "7d"}
 SEG3 = {"key": "ping3", "condition": {"did": "Ping", "count": {">=": 3}, "within": "7d"}}
@@ -61,6 +62,9 @@ def load(srv, rng, state, stop):
     while not stop.is_set():
         batch = state["pending"].pop() if state["pending"] else None
         if batch is None:
+            if state["seq"] >= EVENTS_MAX:
+                time.sleep(0.01)
+                continue
             t = state["t"]
             batch = [track(rng.choice(USERS), "Ping", {"n": state["seq"] + k}, t=t + state["seq"] + k,
                            track_id=100000 + state["seq"] + k) for k in range(rng.randint(1, 6))]
@@ -91,13 +95,24 @@ def test_audience_kill9():
             stop = threading.Event()
             th = threading.Thread(target=load, args=(srv, rng, state, stop))
             th.start()
-            time.sleep(rng.uniform(0.2, 0.8))
+            # kill while the load runs: spread the cap over the rounds
+            target = EVENTS_MAX * (rnd + 1) // (ROUNDS + 1)
+            deadline = time.time() + 5
+            while state["seq"] < target and time.time() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.05))
             srv.kill9()
             stop.set()
             th.join()
             srv.start()
-        # resend what was in flight, then a quiet finish
+        # the rest of the load without kills, then what was in flight at a kill
         stop = threading.Event()
+        th = threading.Thread(target=load, args=(srv, rng, state, stop))
+        th.start()
+        while state["seq"] < EVENTS_MAX:
+            time.sleep(0.01)
+        stop.set()
+        th.join()
         while state["pending"]:
             batch = state["pending"].pop()
             st, _, _ = srv.sa_post(batch)
