@@ -348,9 +348,8 @@ static int env_behaviour(void *ctx, const wm_counter_spec_t *spec, int32_t from_
     env_ctx_t *e = ctx;
     unsigned char kb[16];
     MDB_val k = {cnt_key(kb, e->user_id, spec->key), kb}, v;
-    memset(out, 0, sizeof *out);
     if (mdb_get(e->t->txn, e->t->rt->cnt, &k, &v))
-        return 0;
+        return wm_buckets_query(NULL, 0, from_day, to_day, out); /* nothing yet: exact zeros */
     return wm_buckets_query(v.mv_data, v.mv_size, from_day, to_day, out);
 }
 
@@ -370,7 +369,7 @@ static int env_events(void *ctx, int64_t from_ms, int64_t to_ms,
     MDB_val k = {16, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), stop = 0;
     uint32_t seen = 0;
-    while (rc == 0 && !stop && k.mv_size == 24 && seen++ < 10000) {
+    while (rc == 0 && !stop && k.mv_size == 24 && seen++ < WM_COND_SCAN_EVENTS_MAX) {
         const unsigned char *kp = k.mv_data;
         int64_t tm = (int64_t)(wm_get_be64(kp + 8) ^ (1ull << 63));
         if (wm_get_be64(kp) != e->user_id || tm >= to_ms)
