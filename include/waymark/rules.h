@@ -30,7 +30,10 @@
  * Behaviour ("did") is answered from per-user daily buckets: every distinct
  * (event, where, field) of a program is a counter spec with a stable key; the
  * runtime updates the buckets of matching specs on each event (O(1)) and eval
- * asks it for the aggregate over a day range.
+ * asks it for the aggregate over a day range. Where the buckets cannot be
+ * exact (a where comparing with the trigger, a distinct count whose buckets
+ * lost a day's value set), eval scans the user's events instead, so every
+ * aggregate is exact wherever it is answered.
  *
  * Thread safety: a compiled condition is immutable and may be evaluated from
  * many threads at once.
@@ -139,7 +142,8 @@ typedef struct wm_cond_deps {
     bool profile;               /* profile properties (also references and item keys) */
     bool event;                 /* the current event's properties ("prop", "trigger") */
     bool clock;                 /* may change with time alone: relative did/sequence
-                                 * windows, within_last, relative before/after */
+                                 * windows, within_last, relative before/after (not
+                                 * inside a did's where: it runs at the event's time) */
     bool items;                 /* item lookups */
     const char **events;        /* event names of did / sequence clauses */
     uint32_t n_events;

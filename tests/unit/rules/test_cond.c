@@ -1090,6 +1090,14 @@ static void test_deps(void **state)
     d = deps_of("{\"sequence\":[{\"event\":\"A\",\"where\":{\"prop\":\"k\",\"op\":\"=\","
                 "\"value\":{\"trigger\":\"k\"}}},{\"event\":\"B\"}],\"from\":1}");
     expect_flags(&d, false, true, false, false);
+    /* a did's where runs with now = the recorded event's time: no clock;
+     * a sequence step's where runs with the eval's now */
+    d = deps_of("{\"did\":\"Buy\",\"where\":{\"prop\":\"expiry\",\"op\":\"within_last\",\"value\":\"7d\"},"
+                "\"from\":1}");
+    expect_flags(&d, false, false, false, false);
+    d = deps_of("{\"sequence\":[{\"event\":\"A\",\"where\":{\"prop\":\"expiry\",\"op\":\"after\","
+                "\"value\":\"-1d\"}}],\"from\":1}");
+    expect_flags(&d, false, false, true, false);
     /* where clauses cannot read the profile at all */
     wm_cond_error_t err;
     c = NULL;
