@@ -75,10 +75,20 @@
 #define WM_COND_SEQ_STEPS_MAX 16
 /* Regex source: POSIX regcomp cost grows with pattern size. */
 #define WM_COND_REGEX_LEN_MAX 1024
-/* Daily buckets: distinct values kept exactly per day before switching to a
- * 512-bit linear-counting bitmap (8 hashes = 64 bytes = the bitmap's size, so
- * a day entry never exceeds 100 bytes and a 4 KB blob holds >= 40 days). */
-#define WM_BUCKETS_DISTINCT_EXACT 8
+/* One (user, counter) daily bucket blob (docs/conditions.md "Buckets"). It is
+ * read and rewritten whole on every matching event, copied on the writer's
+ * stack and stored as one LMDB value, so it stays small: 16 KB is four 4 KB
+ * pages. It always has room for all 90 day heads (36 B each, 3.2 KB), so
+ * count/sum/min/max never lose a day; the other ~13 KB hold ~1,640 exact
+ * distinct-value hashes (8 B each): 18 distinct values a day for 90 days,
+ * or 230 a day for a week. Beyond that the oldest days' value sets are
+ * dropped and marked inexact, and eval counts distinct by scanning the
+ * user's events instead (exact up to WM_COND_SCAN_EVENTS_MAX). */
+#define WM_BUCKETS_BYTES_MAX 16384
+/* Events one did or sequence scan of env->events reads (the journey runtime
+ * stops there): bounds the scan's time, and the distinct set of a did scan
+ * is sized for this many values (16384 slots x 8 B, thread-local). */
+#define WM_COND_SCAN_EVENTS_MAX 10000
 /* Trading calendars: ten years of holidays and make-up days. */
 #define WM_CALENDAR_DAYS_MAX 4000
 /* Time zones cached per process (names seen in profiles). */

@@ -30,7 +30,10 @@
  * Behaviour ("did") is answered from per-user daily buckets: every distinct
  * (event, where, field) of a program is a counter spec with a stable key; the
  * runtime updates the buckets of matching specs on each event (O(1)) and eval
- * asks it for the aggregate over a day range.
+ * asks it for the aggregate over a day range. Where the buckets cannot be
+ * exact (a where comparing with the trigger, a distinct count whose buckets
+ * lost a day's value set), eval scans the user's events instead, so every
+ * aggregate is exact wherever it is answered.
  *
  * Thread safety: a compiled condition is immutable and may be evaluated from
  * many threads at once.
@@ -44,6 +47,7 @@
 
 #include "waymark/arena.h"
 #include "waymark/json.h"
+#include "waymark/limits.h"
 
 typedef struct wm_cond wm_cond_t;
 
@@ -65,7 +69,13 @@ typedef struct wm_agg {
     uint64_t count;
     double sum;
     double min, max;        /* meaningful when count > 0 */
-    uint64_t distinct;      /* distinct values of field (exact up to a bound, see docs) */
+    uint64_t distinct;      /* distinct values of field: exact when distinct_exact,
+                             * else a lower bound */
+    bool distinct_exact;    /* false when a day in the range lost its exact value
+                             * set (more values than the blob holds, or a format-1
+                             * bitmap day); eval then counts distinct by scanning
+                             * env->events. A behaviour callback that leaves it
+                             * false only costs that scan. */
 } wm_agg_t;
 
 /* What a condition may look at during evaluation. Any callback may be NULL
@@ -102,8 +112,17 @@ int wm_cond_compile(const wm_json_t *ast, wm_cond_t **out, wm_cond_error_t *err)
 void wm_cond_free(wm_cond_t *c);
 
 /* Evaluates. Returns 0 with *result, or an error from a callback (then
- * *result is false), or WM_EINVAL for NULL arguments. Allocates nothing
- * (except inside libc's regexec for "matches").
+ * *result is false), WM_EINVAL for NULL arguments, WM_ELIMIT when a did
+ * scan meets more than WM_COND_SCAN_EVENTS_MAX distinct values, WM_EBUSY
+ * when a did scan counting distinct values starts inside another's events
+ * callback. Allocates nothing (except inside libc's regexec for "matches";
+ * distinct values of a scan go into a thread-local set).
+ *
+ * did clauses are exact wherever they are answered: from the buckets, or by
+ * scanning env->events when the where references the trigger or when the
+ * buckets report a distinct count inexact (wm_agg_t.distinct_exact). A scan
+ * matches events exactly as wm_counter_match does, with {"trigger"}
+ * references resolved against env->trigger or else env->event.
  *
  * Contract with the runtime: did and sequence clauses see the current event
  * only if the runtime has recorded it first - update the buckets of every
@@ -123,7 +142,8 @@ typedef struct wm_cond_deps {
     bool profile;               /* profile properties (also references and item keys) */
     bool event;                 /* the current event's properties ("prop", "trigger") */
     bool clock;                 /* may change with time alone: relative did/sequence
-                                 * windows, within_last, relative before/after */
+                                 * windows, within_last, relative before/after (not
+                                 * inside a did's where: it runs at the event's time) */
     bool items;                 /* item lookups */
     const char **events;        /* event names of did / sequence clauses */
     uint32_t n_events;
@@ -155,18 +175,21 @@ bool wm_counter_match(const wm_counter_spec_t *spec, const wm_json_t *event, dou
 #define WM_BUCKET_DAYS 90
 
 /* Adds one event at `day` with value/distinct value into the blob (created
- * when *len == 0). Days older than day - WM_BUCKET_DAYS + 1 are dropped; an
- * event older than the newest kept day - WM_BUCKET_DAYS + 1 is ignored.
- * value NAN counts the event without sum/min/max; distinct_value NULL adds
- * nothing to the distinct set. The blob is at most WM_BUCKETS_BYTES_MAX
- * (oldest days are dropped to stay under it); buf must have that capacity.
- * Returns 0, WM_EINVAL, or WM_ECORRUPT (blob left unchanged). Format and
- * distinct bounds: docs/conditions.md "Buckets". */
-#define WM_BUCKETS_BYTES_MAX 4096
+ * when *len == 0; a format-1 blob is rewritten as format 2). Days older than
+ * max(day, newest kept day) - WM_BUCKET_DAYS + 1 are dropped, and an event
+ * on such a day is ignored. value NAN counts the event without sum/min/max;
+ * distinct_value NULL adds nothing to the distinct set. The blob is at most
+ * WM_BUCKETS_BYTES_MAX (limits.h) and buf must have that capacity: every day
+ * of the horizon keeps its count/sum/min/max, and when the value hashes do
+ * not fit, the oldest days' sets are dropped and marked inexact. Returns 0,
+ * WM_EINVAL, or WM_ECORRUPT (blob left unchanged). Format:
+ * docs/conditions.md "Buckets". */
 int wm_buckets_add(unsigned char *buf, size_t *len, int32_t day, double value,
                    const char *distinct_value);
 /* Aggregates days [from_day, to_day] into *out (min/max NAN when no numeric
- * value). An empty blob (len 0) gives zeros. Returns 0 or WM_ECORRUPT. */
+ * value; distinct exact unless out->distinct_exact is false). Reads formats
+ * 1 and 2. An empty blob (len 0) gives zeros. Returns 0, WM_EINVAL (out
+ * NULL) or WM_ECORRUPT. */
 int wm_buckets_query(const unsigned char *buf, size_t len, int32_t from_day, int32_t to_day,
                      wm_agg_t *out);
 /* Drops days before min_day (the clock pass); *len shrinks. A corrupt blob

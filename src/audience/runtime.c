@@ -1103,6 +1103,41 @@ static double agg_pick(const wm_agg_t *g, wm_metric_agg_t agg)
     }
 }
 
+/* Exact distinct over the window by a scan, for days whose buckets could
+ * not keep their whole set (a very busy customer). */
+typedef struct distinct_scan {
+    const wm_counter_spec_t *spec;
+    wm_strmap_t seen;
+    int err;
+} distinct_scan_t;
+
+static int distinct_cb(void *ctx, const wm_json_t *ev)
+{
+    distinct_scan_t *ds = ctx;
+    const char *name = wm_json_str(wm_json_get(ev, "event"));
+    double value;
+    const char *dv = NULL;
+    if (!name || strcmp(name, ds->spec->event) || !wm_counter_match(ds->spec, ev, &value, &dv) || !dv)
+        return 0;
+    if (!wm_strmap_get(&ds->seen, dv, strlen(dv), NULL) && wm_strmap_put(&ds->seen, dv, strlen(dv), 1)) {
+        ds->err = WM_ENOMEM;
+        return 1;
+    }
+    return 0;
+}
+
+static int distinct_exact(uctx_t *u, const wm_counter_spec_t *spec, int32_t from_day, int32_t to_day, uint64_t *n)
+{
+    distinct_scan_t ds = {.spec = spec};
+    wm_strmap_init(&ds.seen);
+    int64_t from = (int64_t)from_day * 86400000 - (int64_t)u->tz_min * 60000;
+    int64_t to = (int64_t)(to_day + 1) * 86400000 - (int64_t)u->tz_min * 60000;
+    int rc = env_events(u, from, to, distinct_cb, &ds);
+    *n = ds.seen.count;
+    wm_strmap_release(&ds.seen);
+    return rc ? rc : ds.err;
+}
+
 static int eval_metric(uctx_t *u, const wm_atag_t *tg, bool *changed)
 {
     const wm_tag_def_t *d = tg->def;
@@ -1131,6 +1166,8 @@ static int eval_metric(uctx_t *u, const wm_atag_t *tg, bool *changed)
         wm_agg_t g;
         int32_t days = (int32_t)(d->within_ms / 86400000);
         int rc = env_behaviour(u, &specs[0], today - days + 1, today, &g);
+        if (!rc && d->agg == WM_METRIC_DISTINCT && !g.distinct_exact)
+            rc = distinct_exact(u, &specs[0], today - days + 1, today, &g.distinct);
         if (rc)
             return rc;
         x = agg_pick(&g, d->agg);

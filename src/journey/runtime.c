@@ -377,9 +377,8 @@ static int env_behaviour(void *ctx, const wm_counter_spec_t *spec, int32_t from_
     env_ctx_t *e = ctx;
     unsigned char kb[16];
     MDB_val k = {cnt_key(kb, e->user_id, spec->key), kb}, v;
-    memset(out, 0, sizeof *out);
     if (mdb_get(e->t->txn, e->t->rt->cnt, &k, &v))
-        return 0;
+        return wm_buckets_query(NULL, 0, from_day, to_day, out); /* nothing yet: exact zeros */
     return wm_buckets_query(v.mv_data, v.mv_size, from_day, to_day, out);
 }
 
@@ -402,7 +401,7 @@ static int env_events(void *ctx, int64_t from_ms, int64_t to_ms,
     uint64_t owner;
     int64_t tm;
     wm_log_pos_t pos;
-    while (rc == 0 && !stop && wm_evidx_decode(&k, &v, &owner, &tm, &pos) && seen++ < 10000) {
+    while (rc == 0 && !stop && wm_evidx_decode(&k, &v, &owner, &tm, &pos) && seen++ < WM_COND_SCAN_EVENTS_MAX) {
         if (owner != e->user_id || tm >= to_ms)
             break;
         char *json = NULL;

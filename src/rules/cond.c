@@ -1016,7 +1016,13 @@ static int deps_add(wm_arena_t *a, const char ***list, uint32_t *n, const char *
     return 0;
 }
 
-static int deps_walk(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *d, bool in_where)
+/* in_where: c is a did or sequence where, testing a recorded event (its
+ * "prop" is not the current event's). where_clock: c runs with the eval's
+ * now; a did's where runs with now = the recorded event's time (buckets and
+ * scans alike), so its within_last / relative before/after do not move
+ * with the clock. */
+static int deps_walk(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *d, bool in_where,
+                     bool where_clock)
 {
     int rc = 0;
     for (uint32_t i = 0; i < c->n_nodes && !rc; i++) {
@@ -1033,7 +1039,8 @@ static int deps_walk(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *d, bool 
                 d->event = true;
             if (n->src == S_ITEM)
                 d->items = true;
-            if (n->op == OP_WITHIN_LAST || ((n->op == OP_BEFORE || n->op == OP_AFTER) && n->relative))
+            if (where_clock && (n->op == OP_WITHIN_LAST ||
+                                ((n->op == OP_BEFORE || n->op == OP_AFTER) && n->relative)))
                 d->clock = true;
             if (n->src == S_TAG)
                 rc = deps_add(a, &d->tags, &d->n_tags, n->name);
@@ -1043,27 +1050,31 @@ static int deps_walk(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *d, bool 
             break;
         case N_DID: {
             const did_t *dd = &c->dids[n->aux];
+            const wm_counter_spec_t *spec = &c->specs[dd->spec];
             if (dd->days > 0)
                 d->clock = true;
             if (dd->scan)
                 d->event = true;
-            rc = deps_add(a, &d->events, &d->n_events, c->specs[dd->spec].event);
+            rc = deps_add(a, &d->events, &d->n_events, spec->event);
+            if (!rc && spec->where)
+                rc = deps_walk(spec->where, a, d, true, false);
             break;
         }
         case N_SEQ: {
             const seq_t *s = &c->seqs[n->aux];
             if (s->within_ms > 0)
                 d->clock = true;
-            for (uint32_t k = 0; k < s->n && !rc; k++)
+            for (uint32_t k = 0; k < s->n && !rc; k++) {
                 rc = deps_add(a, &d->events, &d->n_events, s->event[k]);
+                if (!rc && s->where[k])
+                    rc = deps_walk(s->where[k], a, d, true, true);
+            }
             break;
         }
         default:
             break;
         }
     }
-    for (uint32_t i = 0; i < c->n_subs && !rc; i++)
-        rc = deps_walk(c->subs[i], a, d, true);
     return rc;
 }
 
@@ -1072,5 +1083,5 @@ int wm_cond_deps(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *out)
     if (!out || !a)
         return WM_EINVAL;
     memset(out, 0, sizeof *out);
-    return c ? deps_walk(c, a, out, false) : 0;
+    return c ? deps_walk(c, a, out, false, true) : 0;
 }

@@ -5,7 +5,8 @@
  * a journey. It allocates nothing (recursion over the flat program is
  * bounded by WM_COND_DEPTH_MAX; item ids are formatted into a stack buffer),
  * reads the event and profile trees in place, and short-circuits all/any by
- * jumping over subtrees. The one exception is `matches`: libc's regexec may
+ * jumping over subtrees; the distinct values of a did scan go into a
+ * thread-local set. The one exception is `matches`: libc's regexec may
  * allocate internally for complex patterns.
  *
  * Missing values: a property that is absent or JSON null is "not set";
@@ -245,6 +246,77 @@ static bool apply_op(const wm_cond_t *c, const cnode_t *n, const wm_json_t *v,
     }
 }
 
+/* ------------------------------------------------------------ counters */
+
+/* Room for a number's distinct-value text ("%.17g" or an int64). */
+#define NUM_TEXT_MAX 40
+
+static _Thread_local char distinct_buf[NUM_TEXT_MAX];
+
+/* The number and distinct-value readings of a field: *dv points into the
+ * field, or for numbers into buf. */
+static void field_value(const wm_json_t *f, char buf[NUM_TEXT_MAX], double *value, const char **dv)
+{
+    double x = NAN;
+    const char *s = NULL;
+    switch (f->type) {
+    case WM_JSON_NUMBER:
+        x = f->u.num;
+        if (f->is_int)
+            snprintf(buf, NUM_TEXT_MAX, "%lld", (long long)f->i64);
+        else
+            snprintf(buf, NUM_TEXT_MAX, "%.17g", f->u.num);
+        s = buf;
+        break;
+    case WM_JSON_STRING:
+        if (!wm__parse_number(f->u.str, f->len, &x))
+            x = NAN;
+        s = f->u.str;
+        break;
+    case WM_JSON_TRUE:
+    case WM_JSON_FALSE:
+        s = f->type == WM_JSON_TRUE ? "true" : "false";
+        break;
+    default:
+        break;
+    }
+    if (value)
+        *value = x;
+    if (dv)
+        *dv = s;
+}
+
+/* Whether `event` feeds `spec`: the spec's event, its field set (when it
+ * has one), and its where true with now = the event's time. {"trigger"}
+ * references in the where resolve against `trigger` (NULL: the event
+ * itself). *f is the field or NULL. Returns 1, 0, or an error from the
+ * where. The buckets (through wm_counter_match) and the did scans both
+ * decide here, so a scan counts exactly the events the buckets would. */
+static int spec_match(const wm_counter_spec_t *spec, const wm_json_t *event,
+                      const wm_json_t *trigger, const wm_json_t **f)
+{
+    *f = NULL;
+    const char *name = wm_json_str(wm_json_get(event, "event"));
+    if (!name || strcmp(name, spec->event) != 0)
+        return 0;
+    if (spec->field) {
+        *f = present(wm_json_get(wm_json_get(event, "properties"), spec->field));
+        if (!*f)
+            return 0;
+    }
+    if (!spec->where)
+        return 1;
+    const wm_json_t *t = wm_json_get(event, "time");
+    wm_cond_env_t env;
+    memset(&env, 0, sizeof env);
+    env.event = event;
+    env.trigger = trigger;
+    env.now_ms = t && t->type == WM_JSON_NUMBER && t->is_int ? t->i64 : 0;
+    bool ok = false;
+    int rc = wm_cond_eval(spec->where, &env, &ok);
+    return rc < 0 ? rc : ok;
+}
+
 /* ------------------------------------------------------------ did */
 
 static int32_t bound_day(const tbound_t *t, const wm_cond_env_t *env)
@@ -276,49 +348,94 @@ static bool num_cmp(double x, const did_t *d)
 
 /* A did whose where compares with the triggering event ("the same fund")
  * cannot be pre-aggregated per counter: it scans the user's events of the
- * window instead (the window is days, so the scan is bounded). */
+ * window instead (the window is days, so the scan is bounded). So does a
+ * distinct whose buckets lost a day's exact value set.
+ *
+ * Distinct values of a scan go into a per-thread set sized for every value
+ * of the most events a scan reads (WM_COND_SCAN_EVENTS_MAX), which is left
+ * empty after each scan: eval allocates nothing. */
+#define SCAN_SLOTS 16384
+_Static_assert(SCAN_SLOTS >= WM_COND_SCAN_EVENTS_MAX + WM_COND_SCAN_EVENTS_MAX / 2,
+               "the scan's distinct set stays under ~2/3 full");
+static _Thread_local uint64_t scan_slot[SCAN_SLOTS];
+static _Thread_local uint32_t scan_filled[WM_COND_SCAN_EVENTS_MAX];
+static _Thread_local bool scan_busy;
+
 typedef struct did_scan {
     const wm_counter_spec_t *spec;
-    const wm_cond_env_t *env;
+    const wm_json_t *trigger;
+    wm__hset_t *values;     /* distinct values, or NULL when not asked */
     wm_agg_t *a;
+    double mn, mx;
     int err;
 } did_scan_t;
 
 static int did_scan_cb(void *arg, const wm_json_t *ev)
 {
     did_scan_t *st = arg;
-    const char *name = ev ? wm_json_str(wm_json_get(ev, "event")) : NULL;
-    if (!name || strcmp(name, st->spec->event) != 0)
+    const wm_json_t *f;
+    int m = ev ? spec_match(st->spec, ev, st->trigger, &f) : 0;
+    if (m < 0) {
+        st->err = m;
+        return 1;
+    }
+    if (m == 0)
         return 0;
-    if (st->spec->where) {
-        wm_cond_env_t e = *st->env;
-        e.trigger = st->env->trigger ? st->env->trigger : st->env->event;
-        e.event = ev;
-        bool ok = false;
-        int rc = wm_cond_eval(st->spec->where, &e, &ok);
+    char num[NUM_TEXT_MAX];
+    double v = NAN;
+    const char *dv = NULL;
+    if (f)
+        field_value(f, num, &v, &dv);
+    wm_agg_t *a = st->a;
+    a->count++;
+    if (!isnan(v)) { /* counted, but only numbers add to sum/min/max */
+        a->sum += v;
+        if (v < st->mn)
+            st->mn = v;
+        if (v > st->mx)
+            st->mx = v;
+    }
+    if (st->values && dv) {
+        int rc = wm__hset_add(st->values, wm__stable_hash(dv, strlen(dv)));
         if (rc < 0) {
-            st->err = rc;
+            st->err = rc; /* more values than any scan the runtime makes */
             return 1;
         }
-        if (!ok)
-            return 0;
     }
-    double v = 0;
-    if (st->spec->field) {
-        const wm_json_t *f = wm_json_get(wm_json_get(ev, "properties"), st->spec->field);
-        if (!f || f->type != WM_JSON_NUMBER)
-            return 0;
-        v = f->u.num;
-    }
-    wm_agg_t *a = st->a;
-    if (!a->count || v < a->min)
-        a->min = v;
-    if (!a->count || v > a->max)
-        a->max = v;
-    a->count++;
-    a->sum += v;
-    a->distinct = a->count; /* distinct over a scan is not tracked: an upper bound */
     return 0;
+}
+
+/* Aggregates `spec` over local days [from, to] from env->events, the way
+ * wm_buckets_query would from complete buckets; distinct only when asked. */
+static int did_scan(const wm_counter_spec_t *spec, bool distinct, const wm_cond_env_t *env,
+                    int32_t from, int32_t to, wm_agg_t *a)
+{
+    memset(a, 0, sizeof *a);
+    a->min = NAN;
+    a->max = NAN;
+    a->distinct_exact = true;
+    did_scan_t st = {.spec = spec, .trigger = env->trigger ? env->trigger : env->event,
+                     .a = a, .mn = INFINITY, .mx = -INFINITY};
+    wm__hset_t values;
+    if (distinct) {
+        if (scan_busy)
+            return WM_EBUSY; /* asked from inside another scan's callback */
+        scan_busy = true;
+        wm__hset_init(&values, scan_slot, SCAN_SLOTS, scan_filled, WM_COND_SCAN_EVENTS_MAX);
+        st.values = &values;
+    }
+    int rc = env->events(env->ctx, (int64_t)from * WM__DAY_MS - tz_ms(env),
+                         ((int64_t)to + 1) * WM__DAY_MS - tz_ms(env), did_scan_cb, &st);
+    if (distinct) {
+        a->distinct = wm__hset_count(&values);
+        wm__hset_clear(&values);
+        scan_busy = false;
+    }
+    if (st.mn <= st.mx) {
+        a->min = st.mn;
+        a->max = st.mx;
+    }
+    return rc ? rc : st.err;
 }
 
 static int eval_did(const wm_cond_t *c, const cnode_t *n, const wm_cond_env_t *env, bool *r)
@@ -330,18 +447,18 @@ static int eval_did(const wm_cond_t *c, const cnode_t *n, const wm_cond_env_t *e
     int32_t today = wm_cond_day(env->now_ms, env->tz_offset_min);
     int32_t from = d->days ? today - d->days + 1 : bound_day(&d->from, env);
     int32_t to = d->days || !d->to.set ? today : bound_day(&d->to, env);
+    const wm_counter_spec_t *spec = &c->specs[d->spec];
+    bool distinct = d->agg == AGG_DISTINCT;
     wm_agg_t a;
-    memset(&a, 0, sizeof a);
     int rc;
     if (d->scan) {
-        int64_t tz_ms = (int64_t)env->tz_offset_min * 60000;
-        did_scan_t st = {.spec = &c->specs[d->spec], .env = env, .a = &a};
-        rc = env->events(env->ctx, (int64_t)from * 86400000 - tz_ms, (int64_t)(to + 1) * 86400000 - tz_ms,
-                         did_scan_cb, &st);
-        if (!rc)
-            rc = st.err;
+        rc = did_scan(spec, distinct, env, from, to, &a);
     } else {
-        rc = env->behaviour(env->ctx, &c->specs[d->spec], from, to, &a);
+        memset(&a, 0, sizeof a);
+        rc = env->behaviour(env->ctx, spec, from, to, &a);
+        /* a day in range lost its exact value set: count from the events */
+        if (rc == 0 && distinct && !a.distinct_exact && env->events)
+            rc = did_scan(spec, true, env, from, to, &a);
     }
     if (rc < 0)
         return rc;
@@ -387,6 +504,7 @@ static int seq_cb(void *arg, const wm_json_t *ev)
         return 0;
     if (s->where[st->step]) {
         wm_cond_env_t e = *st->env;
+        e.trigger = st->env->trigger ? st->env->trigger : st->env->event;
         e.event = ev;
         bool ok = false;
         int rc = wm_cond_eval(s->where[st->step], &e, &ok);
@@ -481,40 +599,7 @@ int wm_cond_eval(const wm_cond_t *c, const wm_cond_env_t *env, bool *result)
     return eval_node(c, 0, env, result);
 }
 
-/* ------------------------------------------------------------ counters */
-
-static _Thread_local char distinct_buf[40];
-
-static void field_value(const wm_json_t *f, double *value, const char **dv)
-{
-    double x = NAN;
-    const char *s = NULL;
-    switch (f->type) {
-    case WM_JSON_NUMBER:
-        x = f->u.num;
-        if (f->is_int)
-            snprintf(distinct_buf, sizeof distinct_buf, "%lld", (long long)f->i64);
-        else
-            snprintf(distinct_buf, sizeof distinct_buf, "%.17g", f->u.num);
-        s = distinct_buf;
-        break;
-    case WM_JSON_STRING:
-        if (!wm__parse_number(f->u.str, f->len, &x))
-            x = NAN;
-        s = f->u.str;
-        break;
-    case WM_JSON_TRUE:
-    case WM_JSON_FALSE:
-        s = f->type == WM_JSON_TRUE ? "true" : "false";
-        break;
-    default:
-        break;
-    }
-    if (value)
-        *value = x;
-    if (dv)
-        *dv = s;
-}
+/* ------------------------------------------------------------ counter matching */
 
 bool wm_counter_match(const wm_counter_spec_t *spec, const wm_json_t *event, double *value,
                       const char **distinct_value)
@@ -525,26 +610,10 @@ bool wm_counter_match(const wm_counter_spec_t *spec, const wm_json_t *event, dou
         *distinct_value = NULL;
     if (!spec || !event)
         return false;
-    const char *name = wm_json_str(wm_json_get(event, "event"));
-    if (!name || strcmp(name, spec->event) != 0)
+    const wm_json_t *f;
+    if (spec_match(spec, event, NULL, &f) <= 0)
         return false;
-    const wm_json_t *f = NULL;
-    if (spec->field) {
-        f = present(wm_json_get(wm_json_get(event, "properties"), spec->field));
-        if (!f)
-            return false;
-    }
-    if (spec->where) {
-        const wm_json_t *t = wm_json_get(event, "time");
-        wm_cond_env_t env;
-        memset(&env, 0, sizeof env);
-        env.event = event;
-        env.now_ms = t && t->type == WM_JSON_NUMBER && t->is_int ? t->i64 : 0;
-        bool ok = false;
-        if (wm_cond_eval(spec->where, &env, &ok) != 0 || !ok)
-            return false;
-    }
     if (f)
-        field_value(f, value, distinct_value);
+        field_value(f, distinct_buf, value, distinct_value);
     return true;
 }

@@ -65,4 +65,29 @@ bool wm__json_instant(const wm_json_t *j, int64_t tz_ms, int64_t *ms);
 /* Stable (cross-process) 64-bit hash for distinct values kept in blobs. */
 uint64_t wm__stable_hash(const char *s, size_t n);
 
+/*
+ * A set of 64-bit hashes in memory the caller owns (open addressing, linear
+ * probing), so that distinct counts are exact without a heap allocation
+ * during eval. The slots must be zero when the set is initialised; clear
+ * makes them zero again at a cost proportional to what was added (when
+ * `filled` is given) instead of the table's size.
+ */
+typedef struct wm__hset {
+    uint64_t *slot;     /* n_slots entries, a power of two; 0 marks a free slot */
+    uint32_t *filled;   /* indexes of the slots in use (room for max), or NULL */
+    uint32_t mask;      /* n_slots - 1 */
+    uint32_t used;      /* slots in use */
+    uint32_t max;       /* most slots it fills (< n_slots, so probes end) */
+    bool has_zero;      /* hash 0 was added (it cannot sit in a slot) */
+} wm__hset_t;
+
+void wm__hset_init(wm__hset_t *s, uint64_t *slot, uint32_t n_slots, uint32_t *filled,
+                   uint32_t max);
+/* 1 when h is new, 0 when already present, WM_ELIMIT when the set is full. */
+int wm__hset_add(wm__hset_t *s, uint64_t h);
+/* Hashes held. */
+uint32_t wm__hset_count(const wm__hset_t *s);
+/* Empties the set (and zeroes the slots it used). */
+void wm__hset_clear(wm__hset_t *s);
+
 #endif

@@ -310,7 +310,8 @@ bool wm__json_instant(const wm_json_t *j, int64_t tz_ms, int64_t *ms)
 uint64_t wm__stable_hash(const char *s, size_t n)
 {
     /* FNV-1a byte by byte (endian-free, so blobs mean the same on any host)
-     * finished with a splitmix64 avalanche so top bits index the bitmap. */
+     * finished with a splitmix64 avalanche so that any of its bits can index
+     * a hash table (hset.c). */
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;

@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "waymark/alloc.h"
@@ -51,7 +52,7 @@ static wm_json_t *J(const char *text)
 
 /* ---- fake runtime ---- */
 
-#define MAX_EVENTS 16
+#define MAX_EVENTS 4096
 typedef struct fake {
     const wm_json_t *items;          /* {"fund": {"000001": {...}}} */
     const wm_json_t *events[MAX_EVENTS];
@@ -64,6 +65,7 @@ typedef struct fake {
     int n_specs;
     int behaviour_calls;
     int fail_behaviour;
+    int events_calls;
 } fake_t;
 
 static fake_t F;
@@ -99,6 +101,7 @@ static int fake_events(void *ctx, int64_t from, int64_t to,
                        int (*cb)(void *, const wm_json_t *), void *cbctx)
 {
     fake_t *f = ctx;
+    f->events_calls++;
     for (int i = 0; i < f->n_events; i++) {
         const wm_json_t *t = wm_json_get(f->events[i], "time");
         if (t->i64 < from || t->i64 >= to)
@@ -609,6 +612,554 @@ static void test_did_same_as_trigger(void **state)
     assert_false(eval_with(same3, &e));
 }
 
+/* ---- exact did over a scan, against a brute force ---- */
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x9e3779b97f4a7c15ull;
+}
+
+/* What the brute force knows of one generated event. */
+enum { CODE_INT, CODE_NUMTEXT, CODE_TEXT, CODE_BOOL, CODE_FRAC, CODE_MISSING, CODE_NULL, CODE_KINDS };
+enum { AMT_INT, AMT_NUMTEXT, AMT_TEXT, AMT_KINDS };
+
+typedef struct sev {
+    int64_t t;
+    bool view;          /* "View", else "Other" */
+    int type;           /* fund_type: 0 "equity", 1 "bond" */
+    int code_kind, code;
+    int amt_kind, amt;
+} sev_t;
+
+#define SCAN_EVENTS 3000
+static sev_t sev[SCAN_EVENTS];
+
+static const char *const fund_types[] = {"equity", "bond"};
+
+/* The event's "code" as text, the way distinct counts it: numbers and
+ * numeric text alike ("7" and 7 are one value), booleans as words. */
+static bool code_text(const sev_t *e, char *buf, size_t n)
+{
+    switch (e->code_kind) {
+    case CODE_INT:
+    case CODE_NUMTEXT:
+        snprintf(buf, n, "%d", e->code);
+        return true;
+    case CODE_TEXT:
+        snprintf(buf, n, "c%d", e->code);
+        return true;
+    case CODE_BOOL:
+        snprintf(buf, n, "%s", e->code % 2 ? "true" : "false");
+        return true;
+    case CODE_FRAC:
+        snprintf(buf, n, "%d.5", e->code);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static char *sev_json(const sev_t *e)
+{
+    char code[48], amt[32];
+    switch (e->code_kind) {
+    case CODE_INT:
+        snprintf(code, sizeof code, ",\"code\":%d", e->code);
+        break;
+    case CODE_NUMTEXT:
+        snprintf(code, sizeof code, ",\"code\":\"%d\"", e->code);
+        break;
+    case CODE_TEXT:
+        snprintf(code, sizeof code, ",\"code\":\"c%d\"", e->code);
+        break;
+    case CODE_BOOL:
+        snprintf(code, sizeof code, ",\"code\":%s", e->code % 2 ? "true" : "false");
+        break;
+    case CODE_FRAC:
+        snprintf(code, sizeof code, ",\"code\":%d.5", e->code);
+        break;
+    case CODE_NULL:
+        snprintf(code, sizeof code, ",\"code\":null");
+        break;
+    default:
+        code[0] = '\0';
+    }
+    if (e->amt_kind == AMT_INT)
+        snprintf(amt, sizeof amt, "%d", e->amt);
+    else if (e->amt_kind == AMT_NUMTEXT)
+        snprintf(amt, sizeof amt, "\"%d\"", e->amt);
+    else
+        snprintf(amt, sizeof amt, "\"x%d\"", e->amt);
+    char *s = wm_arena_alloc(&arena, 256);
+    snprintf(s, 256, "{\"event\":\"%s\",\"time\":%lld,\"properties\":{\"fund_type\":\"%s\","
+             "\"amt\":%s%s}}", e->view ? "View" : "Other", (long long)e->t,
+             fund_types[e->type], amt, code);
+    return s;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+typedef struct bf_agg {
+    uint64_t count, numeric, distinct;
+    double sum, min, max;
+} bf_agg_t;
+
+/* View events of fund type `type` on local days [from, to] (+08:00). */
+static bf_agg_t scan_brute(int type, int32_t from, int32_t to, bool by_code)
+{
+    static char texts[SCAN_EVENTS][48];
+    bf_agg_t a = {0, 0, 0, 0, INFINITY, -INFINITY};
+    uint32_t n = 0;
+    for (int i = 0; i < SCAN_EVENTS; i++) {
+        const sev_t *e = &sev[i];
+        int32_t day = wm_cond_day(e->t, 480);
+        if (!e->view || e->type != type || day < from || day > to)
+            continue;
+        if (by_code) { /* field "code": only events where it is set */
+            if (!code_text(e, texts[n], sizeof texts[n]))
+                continue;
+            n++;
+        }
+        a.count++;
+        if (e->amt_kind != AMT_TEXT) {
+            a.numeric++;
+            a.sum += e->amt;
+            a.min = e->amt < a.min ? e->amt : a.min;
+            a.max = e->amt > a.max ? e->amt : a.max;
+        }
+    }
+    qsort(texts, n, sizeof texts[0], cmp_str);
+    for (uint32_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(texts[i], texts[i - 1]) != 0)
+            a.distinct++;
+    return a;
+}
+
+static void scan_generate(void)
+{
+    memset(&F, 0, sizeof F);
+    int64_t t = NOW_MS - 30 * DAY_MS;
+    for (int i = 0; i < SCAN_EVENTS; i++) {
+        sev_t *e = &sev[i];
+        t += (int64_t)(rnd() % (2 * 30 * (uint64_t)DAY_MS / SCAN_EVENTS));
+        e->t = t;
+        e->view = rnd() % 8 != 0;
+        e->type = (int)(rnd() % 2);
+        e->code_kind = (int)(rnd() % CODE_KINDS);
+        e->code = (int)(rnd() % 700);
+        e->amt_kind = (int)(rnd() % AMT_KINDS);
+        e->amt = (int)(rnd() % 2000) - 500;
+        F.events[F.n_events++] = J(sev_json(e));
+    }
+}
+
+/* Evaluates one trigger-scoped clause: "<agg>":{<cmp>} over `window`. */
+static bool scan_eval(const wm_cond_env_t *e, const char *field, const char *agg,
+                      const char *cmp, const char *window)
+{
+    char ast[512];
+    snprintf(ast, sizeof ast,
+             "{\"did\":\"View\",\"where\":{\"prop\":\"fund_type\",\"op\":\"=\",\"value\":"
+             "{\"trigger\":\"fund_type\"}},\"field\":\"%s\",\"%s\":%s,%s}",
+             field, agg, cmp, window);
+    return eval_with(ast, e);
+}
+
+static void check_scan(const wm_cond_env_t *e, int type, int32_t from, int32_t to,
+                       const char *window)
+{
+    char cmp[96];
+    bf_agg_t c = scan_brute(type, from, to, true);
+    snprintf(cmp, sizeof cmp, "{\"=\":%llu}", (unsigned long long)c.distinct);
+    assert_true(scan_eval(e, "code", "distinct", cmp, window));
+    snprintf(cmp, sizeof cmp, "{\"=\":%llu}", (unsigned long long)c.distinct + 1);
+    assert_false(scan_eval(e, "code", "distinct", cmp, window));
+    if (c.distinct > 0) {
+        snprintf(cmp, sizeof cmp, "{\"=\":%llu}", (unsigned long long)c.distinct - 1);
+        assert_false(scan_eval(e, "code", "distinct", cmp, window));
+    }
+    snprintf(cmp, sizeof cmp, "{\"=\":%llu}", (unsigned long long)c.count);
+    assert_true(scan_eval(e, "code", "count", cmp, window)); /* events where code is set */
+    bf_agg_t a = scan_brute(type, from, to, false);
+    snprintf(cmp, sizeof cmp, "{\"=\":%llu}", (unsigned long long)a.count);
+    assert_true(scan_eval(e, "amt", "count", cmp, window)); /* text amounts count too */
+    snprintf(cmp, sizeof cmp, "{\"=\":%.17g}", a.sum); /* numeric text adds */
+    assert_true(scan_eval(e, "amt", "sum", cmp, window));
+    if (a.numeric == 0) {
+        assert_false(scan_eval(e, "amt", "min", "{\">\":-1e300}", window));
+        return;
+    }
+    snprintf(cmp, sizeof cmp, "{\"=\":%.17g}", a.min);
+    assert_true(scan_eval(e, "amt", "min", cmp, window));
+    snprintf(cmp, sizeof cmp, "{\"=\":%.17g}", a.max);
+    assert_true(scan_eval(e, "amt", "max", cmp, window));
+    double avg = a.sum / (double)a.count;
+    snprintf(cmp, sizeof cmp, "{\"between\":[%.17g,%.17g]}", avg - 1e-9, avg + 1e-9);
+    assert_true(scan_eval(e, "amt", "avg", cmp, window));
+}
+
+/* A did that scans (its where references the trigger) is exact for every
+ * aggregate, distinct included, and reads fields as the buckets do. */
+static void test_did_scan_vs_brute_force(void **state)
+{
+    scan_generate();
+    char trig[200], window[96];
+    for (int k = 0; k < 30; k++) {
+        int type = (int)(rnd() % 2);
+        int64_t now = NOW_MS - (int64_t)(rnd() % (10 * (uint64_t)DAY_MS));
+        snprintf(trig, sizeof trig, "{\"event\":\"View\",\"time\":%lld,\"properties\":"
+                 "{\"fund_type\":\"%s\"}}", (long long)now, fund_types[type]);
+        wm_cond_env_t e = env_of(PROFILE, trig);
+        e.now_ms = now;
+        int32_t today = wm_cond_day(now, 480);
+        int days = 1 + (int)(rnd() % 30);
+        snprintf(window, sizeof window, "\"within\":\"%dd\"", days);
+        check_scan(&e, type, today - days + 1, today, window);
+        /* absolute window, epoch ms */
+        int64_t from_ms = NOW_MS - (int64_t)(rnd() % (30 * (uint64_t)DAY_MS));
+        int64_t to_ms = from_ms + (int64_t)(rnd() % (12 * (uint64_t)DAY_MS));
+        snprintf(window, sizeof window, "\"from\":%lld,\"to\":%lld", (long long)from_ms,
+                 (long long)to_ms);
+        check_scan(&e, type, wm_cond_day(from_ms, 480), wm_cond_day(to_ms, 480), window);
+    }
+}
+
+/* When the buckets lose a day's value set, eval counts distinct values by
+ * scanning the events and still gets the exact answer. */
+static void test_did_distinct_falls_back_to_scan(void **state)
+{
+    memset(&F, 0, sizeof F);
+    const int days = 30, per_day = 80;
+    wm_cond_t *c = compile_ok("{\"did\":\"View\",\"field\":\"code\",\"distinct\":{\">=\":1},"
+                              "\"within\":\"30d\"}");
+    char buf[200];
+    for (int d = 0; d < days; d++)
+        for (int i = 0; i < per_day; i++) {
+            int64_t t = NOW_MS - (int64_t)(days - 1 - d) * DAY_MS + i * 1000;
+            snprintf(buf, sizeof buf, "{\"event\":\"View\",\"time\":%lld,\"properties\":"
+                     "{\"code\":\"d%d-%d\"}}", (long long)t, d, i % 70); /* 70 distinct a day */
+            const char *ev = wm_arena_strndup(&arena, buf, strlen(buf));
+            record(c, ev, 480);
+            F.events[F.n_events++] = J(ev);
+        }
+    wm_cond_free(c);
+    /* the buckets alone are inexact over 30 days (2,100 hashes do not fit) */
+    assert_int_equal(F.n_specs, 1);
+    int32_t today = wm_cond_day(NOW_MS, 480);
+    wm_agg_t a;
+    assert_int_equal(wm_buckets_query(F.blob[0], F.blob_len[0], today - 29, today, &a), 0);
+    assert_false(a.distinct_exact);
+    assert_true(a.distinct < (uint64_t)(days * 70));
+    assert_int_equal(a.count, (uint64_t)(days * per_day));
+    wm_cond_env_t e = env_of(PROFILE, EVENT);
+    const char *exact30 = "{\"did\":\"View\",\"field\":\"code\",\"distinct\":{\"=\":2100},\"within\":\"30d\"}";
+    const char *less30 = "{\"did\":\"View\",\"field\":\"code\",\"distinct\":{\"<\":2100},\"within\":\"30d\"}";
+    F.events_calls = 0;
+    assert_true(eval_with(exact30, &e));
+    assert_false(eval_with(less30, &e));
+    assert_int_equal(F.events_calls, 2); /* answered by the scan */
+    /* the last week is exact in the buckets: no scan */
+    assert_int_equal(wm_buckets_query(F.blob[0], F.blob_len[0], today - 6, today, &a), 0);
+    assert_true(a.distinct_exact);
+    F.events_calls = 0;
+    assert_true(eval_with("{\"did\":\"View\",\"field\":\"code\",\"distinct\":{\"=\":490},"
+                          "\"within\":\"7d\"}", &e));
+    assert_int_equal(F.events_calls, 0);
+    /* count over 30 days never needs the scan */
+    assert_true(eval_with("{\"did\":\"View\",\"field\":\"code\",\"count\":{\"=\":2400},"
+                          "\"within\":\"30d\"}", &e));
+    assert_int_equal(F.events_calls, 0);
+    /* without env->events the buckets' lower bound is all there is */
+    e.events = NULL;
+    assert_false(eval_with(exact30, &e));
+    assert_true(eval_with(less30, &e));
+}
+
+/* A scan meeting more distinct values than any runtime scan holds fails
+ * rather than answering wrong; counting alone has no such bound. */
+static int many_events(void *ctx, int64_t from, int64_t to,
+                       int (*cb)(void *, const wm_json_t *), void *cbctx)
+{
+    wm_arena_t a;
+    wm_arena_init(&a, 4096);
+    char buf[160];
+    int n = *(int *)ctx;
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(buf, sizeof buf, "{\"event\":\"View\",\"time\":%lld,\"properties\":"
+                           "{\"fund_type\":\"equity\",\"code\":%d}}", (long long)(NOW_MS - 1000), i);
+        wm_json_t *ev;
+        wm_json_error_t err;
+        assert_int_equal(wm_json_parse(&a, buf, (size_t)len, &ev, &err), 0);
+        int stop = cb(cbctx, ev);
+        wm_arena_reset(&a);
+        if (stop)
+            break;
+    }
+    wm_arena_release(&a);
+    return 0;
+}
+
+static void test_did_scan_bounds(void **state)
+{
+    int n = WM_COND_SCAN_EVENTS_MAX;
+    wm_cond_env_t e = env_of(PROFILE, EVENT);
+    e.ctx = &n;
+    e.events = many_events;
+    const char *distinct = "{\"did\":\"View\",\"where\":{\"prop\":\"fund_type\",\"op\":\"=\","
+                           "\"value\":{\"trigger\":\"fund_type\"}},\"field\":\"code\","
+                           "\"distinct\":{\"=\":%d},\"within\":\"1d\"}";
+    char ast[400];
+    snprintf(ast, sizeof ast, distinct, n);
+    wm_cond_t *c = compile_ok(ast);
+    bool r = false;
+    assert_int_equal(wm_cond_eval(c, &e, &r), 0);
+    assert_true(r);
+    n = WM_COND_SCAN_EVENTS_MAX + 1;
+    assert_int_equal(wm_cond_eval(c, &e, &r), WM_ELIMIT);
+    assert_false(r);
+    /* the set was left empty: a small scan after the failed one is right */
+    n = 3;
+    wm_cond_free(c);
+    snprintf(ast, sizeof ast, distinct, 3);
+    c = compile_ok(ast);
+    assert_int_equal(wm_cond_eval(c, &e, &r), 0);
+    assert_true(r);
+    wm_cond_free(c);
+    n = WM_COND_SCAN_EVENTS_MAX + 1;
+    assert_true(eval_with("{\"did\":\"View\",\"where\":{\"prop\":\"fund_type\",\"op\":\"=\","
+                          "\"value\":{\"trigger\":\"fund_type\"}},\"field\":\"code\","
+                          "\"count\":{\"=\":10001},\"within\":\"1d\"}", &e));
+}
+
+/* A distinct scan started from inside another scan's events callback would
+ * share its set: refused. */
+typedef struct nested {
+    const wm_cond_t *inner;
+    wm_cond_env_t inner_env;
+    int rc;
+    int calls;
+} nested_t;
+
+static int nested_events(void *ctx, int64_t from, int64_t to,
+                         int (*cb)(void *, const wm_json_t *), void *cbctx)
+{
+    nested_t *n = ctx;
+    bool r;
+    n->calls++;
+    n->rc = wm_cond_eval(n->inner, &n->inner_env, &r);
+    return 0;
+}
+
+static void test_did_scan_nested(void **state)
+{
+    memset(&F, 0, sizeof F);
+    F.events[F.n_events++] = J("{\"event\":\"View\",\"time\":1773143000000,\"properties\":"
+                               "{\"fund_type\":\"equity\",\"code\":1}}");
+    const char *ast = "{\"did\":\"View\",\"where\":{\"prop\":\"fund_type\",\"op\":\"=\","
+                      "\"value\":{\"trigger\":\"fund_type\"}},\"field\":\"code\","
+                      "\"distinct\":{\"=\":1},\"within\":\"1d\"}";
+    nested_t n;
+    memset(&n, 0, sizeof n);
+    n.inner = compile_ok(ast);
+    n.inner_env = env_of(PROFILE, EVENT);
+    wm_cond_env_t e = env_of(PROFILE, EVENT);
+    e.ctx = &n;
+    e.events = nested_events;
+    assert_false(eval_with(ast, &e));
+    assert_int_equal(n.calls, 1);
+    assert_int_equal(n.rc, WM_EBUSY);
+    /* the outer scan ended: the same scan now runs */
+    bool r = false;
+    assert_int_equal(wm_cond_eval(n.inner, &n.inner_env, &r), 0);
+    assert_true(r);
+    wm_cond_free((wm_cond_t *)n.inner);
+}
+
+/* A sequence step's where resolves {"trigger"} against the triggering
+ * event, not the step's own event. */
+static void test_sequence_trigger(void **state)
+{
+    memset(&F, 0, sizeof F);
+    F.events[F.n_events++] = J("{\"event\":\"A\",\"time\":1773110000000,\"properties\":{\"k\":2}}");
+    F.events[F.n_events++] = J("{\"event\":\"B\",\"time\":1773120000000,\"properties\":{}}");
+    const char *ast = "{\"sequence\":[{\"event\":\"A\",\"where\":{\"prop\":\"k\",\"op\":\"=\","
+                      "\"value\":{\"trigger\":\"k\"}}},{\"event\":\"B\"}],\"within\":\"1d\"}";
+    wm_cond_env_t e = env_of(PROFILE, "{\"event\":\"C\",\"time\":1773144000000,\"properties\":{\"k\":2}}");
+    assert_true(eval_with(ast, &e));
+    e = env_of(PROFILE, "{\"event\":\"C\",\"time\":1773144000000,\"properties\":{\"k\":5}}");
+    assert_false(eval_with(ast, &e));
+    e = env_of(PROFILE, "{\"event\":\"C\",\"time\":1773144000000,\"properties\":{}}");
+    assert_false(eval_with(ast, &e));
+}
+
+/* ---- wm_cond_deps ---- */
+
+static wm_cond_deps_t deps_of(const char *ast)
+{
+    wm_cond_t *c = compile_ok(ast);
+    wm_cond_deps_t d;
+    assert_int_equal(wm_cond_deps(c, &arena, &d), 0);
+    /* the names point into c: copy them into the test arena */
+    const char ***lists[] = {&d.events, &d.tags, &d.segments};
+    uint32_t ns[] = {d.n_events, d.n_tags, d.n_segments};
+    for (int l = 0; l < 3; l++) {
+        const char **copy = wm_arena_alloc(&arena, (ns[l] + 1) * sizeof *copy);
+        for (uint32_t i = 0; i < ns[l]; i++)
+            copy[i] = wm_arena_strndup(&arena, (*lists[l])[i], strlen((*lists[l])[i]));
+        *lists[l] = copy;
+    }
+    wm_cond_free(c);
+    return d;
+}
+
+static bool has_name(const char **list, uint32_t n, const char *name)
+{
+    int hits = 0;
+    for (uint32_t i = 0; i < n; i++)
+        hits += strcmp(list[i], name) == 0;
+    assert_true(hits <= 1); /* no repeats */
+    return hits == 1;
+}
+
+static void expect_flags(const wm_cond_deps_t *d, bool profile, bool event, bool clock, bool items)
+{
+    assert_int_equal(d->profile, profile);
+    assert_int_equal(d->event, event);
+    assert_int_equal(d->clock, clock);
+    assert_int_equal(d->items, items);
+}
+
+static void test_deps(void **state)
+{
+    wm_cond_deps_t d;
+    /* nothing, and bad arguments */
+    assert_int_equal(wm_cond_deps(NULL, &arena, &d), 0);
+    expect_flags(&d, false, false, false, false);
+    assert_int_equal(d.n_events + d.n_tags + d.n_segments, 0);
+    wm_cond_t *c = compile_ok("{\"profile\":\"a\",\"op\":\"is_set\"}");
+    assert_int_equal(wm_cond_deps(c, NULL, &d), WM_EINVAL);
+    assert_int_equal(wm_cond_deps(c, &arena, NULL), WM_EINVAL);
+    wm_cond_free(c);
+    /* flags one at a time */
+    d = deps_of("{\"profile\":\"age\",\"op\":\">\",\"value\":18}");
+    expect_flags(&d, true, false, false, false);
+    d = deps_of("{\"prop\":\"amount\",\"op\":\">\",\"value\":18}");
+    expect_flags(&d, false, true, false, false);
+    d = deps_of("{\"prop\":\"amount\",\"op\":\">\",\"value\":{\"profile\":\"limit\"}}");
+    expect_flags(&d, true, true, false, false);
+    d = deps_of("{\"profile\":\"limit\",\"op\":\"<\",\"value\":{\"prop\":\"amount\"}}");
+    expect_flags(&d, true, true, false, false);
+    d = deps_of("{\"profile\":\"limit\",\"op\":\"<\",\"value\":{\"trigger\":\"amount\"}}");
+    expect_flags(&d, true, true, false, false);
+    d = deps_of("{\"item\":{\"type\":\"fund\",\"key\":\"fund_code\",\"from\":\"event\"},"
+                "\"prop\":\"risk\",\"op\":\"<=\",\"value\":\"R3\"}");
+    expect_flags(&d, false, true, false, true);
+    d = deps_of("{\"item\":{\"type\":\"fund\",\"key\":\"fav\",\"from\":\"profile\"},"
+                "\"prop\":\"risk\",\"op\":\"<=\",\"value\":\"R3\"}");
+    expect_flags(&d, true, false, false, true);
+    d = deps_of("{\"profile\":\"last_login\",\"op\":\"within_last\",\"value\":\"7d\"}");
+    expect_flags(&d, true, false, true, false);
+    d = deps_of("{\"profile\":\"birthday\",\"op\":\"before\",\"value\":\"-18d\"}");
+    expect_flags(&d, true, false, true, false);
+    d = deps_of("{\"profile\":\"birthday\",\"op\":\"before\",\"value\":\"2000-01-01\"}");
+    expect_flags(&d, true, false, false, false); /* an absolute date does not move */
+    /* did: its event; a relative window moves with the clock, an absolute one does not */
+    d = deps_of("{\"did\":\"Buy\",\"within\":\"7d\"}");
+    expect_flags(&d, false, false, true, false);
+    assert_int_equal(d.n_events, 1);
+    assert_true(has_name(d.events, d.n_events, "Buy"));
+    d = deps_of("{\"did\":\"Buy\",\"from\":\"2026-01-01\",\"to\":\"2026-02-01\"}");
+    expect_flags(&d, false, false, false, false);
+    assert_true(has_name(d.events, d.n_events, "Buy"));
+    /* a where reads the recorded events, not the current one ... */
+    d = deps_of("{\"did\":\"Buy\",\"where\":{\"all\":[{\"prop\":\"amount\",\"op\":\">\",\"value\":5},"
+                "{\"prop\":\"a\",\"op\":\"=\",\"value\":{\"prop\":\"b\"}}]},\"from\":1,\"to\":2}");
+    expect_flags(&d, false, false, false, false);
+    /* ... unless it compares with the trigger */
+    d = deps_of("{\"did\":\"Buy\",\"where\":{\"prop\":\"fund\",\"op\":\"=\",\"value\":{\"trigger\":\"fund\"}},"
+                "\"from\":1}");
+    expect_flags(&d, false, true, false, false);
+    d = deps_of("{\"sequence\":[{\"event\":\"A\",\"where\":{\"prop\":\"k\",\"op\":\"=\","
+                "\"value\":{\"trigger\":\"k\"}}},{\"event\":\"B\"}],\"from\":1}");
+    expect_flags(&d, false, true, false, false);
+    /* a did's where runs with now = the recorded event's time: no clock;
+     * a sequence step's where runs with the eval's now */
+    d = deps_of("{\"did\":\"Buy\",\"where\":{\"prop\":\"expiry\",\"op\":\"within_last\",\"value\":\"7d\"},"
+                "\"from\":1}");
+    expect_flags(&d, false, false, false, false);
+    d = deps_of("{\"sequence\":[{\"event\":\"A\",\"where\":{\"prop\":\"expiry\",\"op\":\"after\","
+                "\"value\":\"-1d\"}}],\"from\":1}");
+    expect_flags(&d, false, false, true, false);
+    /* where clauses cannot read the profile at all */
+    wm_cond_error_t err;
+    c = NULL;
+    assert_int_equal(wm_cond_compile(J("{\"did\":\"Buy\",\"within\":\"7d\",\"where\":{\"prop\":\"a\","
+                                       "\"op\":\"=\",\"value\":{\"profile\":\"b\"}}}"), &c, &err),
+                     WM_EINVAL);
+    assert_null(c);
+    /* sequences: every step's event, once; a relative window is clock */
+    d = deps_of("{\"sequence\":[{\"event\":\"A\"},{\"event\":\"B\"},{\"event\":\"A\"}],\"within\":\"1h\"}");
+    expect_flags(&d, false, false, true, false);
+    assert_int_equal(d.n_events, 2);
+    assert_true(has_name(d.events, d.n_events, "A"));
+    assert_true(has_name(d.events, d.n_events, "B"));
+    /* tags and segments */
+    d = deps_of("{\"any\":[{\"tag\":\"tier\",\"op\":\"=\",\"value\":\"hnw\"},{\"in_segment\":\"vip\"},"
+                "{\"tag\":\"score\",\"op\":\">\",\"value\":{\"profile\":\"min_score\"}},"
+                "{\"not\":{\"in_segment\":\"dormant\"}},{\"tag\":\"tier\",\"op\":\"is_set\"},"
+                "{\"in_segment\":\"vip\"}]}");
+    expect_flags(&d, true, false, false, false);
+    assert_int_equal(d.n_tags, 2);
+    assert_true(has_name(d.tags, d.n_tags, "tier"));
+    assert_true(has_name(d.tags, d.n_tags, "score"));
+    assert_int_equal(d.n_segments, 2);
+    assert_true(has_name(d.segments, d.n_segments, "vip"));
+    assert_true(has_name(d.segments, d.n_segments, "dormant"));
+    assert_int_equal(d.n_events, 0);
+    /* many names: the arrays grow, repeats still folded */
+    char ast[8192];
+    size_t n = (size_t)snprintf(ast, sizeof ast, "{\"all\":[");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(ast + n, sizeof ast - n, "%s{\"did\":\"E%d\",\"within\":\"1d\"},"
+                              "{\"sequence\":[{\"event\":\"E%d\"},{\"event\":\"S%d\"}],\"within\":\"1d\"},"
+                              "{\"in_segment\":\"g%d\"},{\"tag\":\"t%d\",\"op\":\"is_set\"}",
+                              i ? "," : "", i, i, i % 7, i % 5, i);
+    snprintf(ast + n, sizeof ast - n, "]}");
+    d = deps_of(ast);
+    assert_int_equal(d.n_events, 47); /* E0..E39, S0..S6 */
+    assert_int_equal(d.n_segments, 5);
+    assert_int_equal(d.n_tags, 40);
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "E%d", i);
+        assert_true(has_name(d.events, d.n_events, name));
+        snprintf(name, sizeof name, "t%d", i);
+        assert_true(has_name(d.tags, d.n_tags, name));
+    }
+    for (int i = 0; i < 7; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "S%d", i);
+        assert_true(has_name(d.events, d.n_events, name));
+    }
+    expect_flags(&d, false, false, true, false);
+    /* the arena running out is an error, not a crash */
+    wm_arena_t small;
+    wm_arena_init(&small, 64);
+    small.limit_bytes = 64;
+    c = compile_ok(ast);
+    assert_int_equal(wm_cond_deps(c, &small, &d), WM_ENOMEM);
+    wm_cond_free(c);
+    wm_arena_release(&small);
+}
+
 static void compile_fails(const char *ast, const char *path, const char *msg_part)
 {
     wm_cond_t *c = NULL;
@@ -727,6 +1278,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counter_keys_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_did_same_as_trigger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_did_scan_vs_brute_force, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_did_distinct_falls_back_to_scan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_did_scan_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_did_scan_nested, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sequence_trigger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compile_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compile_oom, setup, teardown),
     };
