@@ -582,6 +582,7 @@ typedef struct preview_part {
     wm_engine_t *e;
     wm_part_t *p;
     const char *project;
+    const wm_json_t *ast;
     const wm_cond_t *cond;
     int64_t now_ms;
     uint64_t count;
@@ -590,19 +591,24 @@ typedef struct preview_part {
     int rc;
 } preview_part_t;
 
-static int preview_cb(void *ctx, uint64_t user)
-{
-    preview_part_t *pp = ctx;
-    if (pp->n_sample < WM_AUD_SAMPLE)
-        pp->sample[pp->n_sample++] = user;
-    pp->count++;
-    return 0;
-}
-
+/* One partition's part of a preview: the planned selection (column
+ * scans), its count and its lowest user ids as the sample. */
 static void *preview_main(void *arg)
 {
     preview_part_t *pp = arg;
-    pp->rc = wm__aud_preview(pp->p->aud, pp->project, pp->cond, pp->now_ms, preview_cb, pp);
+    roaring_bitmap_t *b = NULL;
+    pp->rc = wm__aud_select(pp->p->aud, pp->project, pp->ast, pp->now_ms, (void **)&b);
+    if (!pp->rc && b) {
+        pp->count = roaring_bitmap_get_cardinality(b);
+        roaring_uint32_iterator_t *it = roaring_create_iterator(b);
+        while (it && it->has_value && pp->n_sample < WM_AUD_SAMPLE) {
+            pp->sample[pp->n_sample++] = it->current_value;
+            roaring_advance_uint32_iterator(it);
+        }
+        if (it)
+            roaring_free_uint32_iterator(it);
+    }
+    roaring_bitmap_free(b);
     return NULL;
 }
 
@@ -650,7 +656,6 @@ int wm_engine_segment_preview(wm_engine_t *e, const char *project, const char *j
         wm_arena_release(&a);
         return WM_EINVAL;
     }
-    wm_arena_release(&a);
     int64_t t0 = mono_us();
     preview_part_t *pp = wm_calloc(e->n_parts, sizeof *pp);
     pthread_t *th = wm_calloc(e->n_parts, sizeof *th);
@@ -662,7 +667,8 @@ int wm_engine_segment_preview(wm_engine_t *e, const char *project, const char *j
     }
     int64_t now = wm_engine_now(e);
     for (uint32_t i = 0; i < e->n_parts; i++) {
-        pp[i] = (preview_part_t){.e = e, .p = e->parts[i], .project = project, .cond = cond, .now_ms = now};
+        pp[i] = (preview_part_t){.e = e, .p = e->parts[i], .project = project, .ast = ast, .cond = cond,
+                                 .now_ms = now};
         if (pthread_create(&th[i], NULL, preview_main, &pp[i]))
             preview_main(&pp[i]), th[i] = 0;
     }
@@ -682,6 +688,7 @@ int wm_engine_segment_preview(wm_engine_t *e, const char *project, const char *j
     wm_free(pp);
     wm_free(th);
     wm_cond_free(cond);
+    wm_arena_release(&a);
     if (rc)
         return rc;
     qsort(sample, ns, sizeof sample[0], u64_cmp);

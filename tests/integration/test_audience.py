@@ -116,7 +116,7 @@ def expected_from_file(path, now):
                 tier(p) in ("高净值", "大众富裕"):
             want.add(uid)
     tiers = collections.Counter(tier(p) for p in profiles.values())
-    return want, tiers, logins
+    return want, tiers, logins, profiles, tier
 
 
 def test_generated_data():
@@ -133,7 +133,7 @@ def test_generated_data():
         publish_def(srv, "segments", ACTIVE)
         check(wait_computed(srv, "tags", "tier") and wait_computed(srv, "segments", "active_wealth"),
               "publish recompute finishes on every partition")
-        want, tiers, logins = expected_from_file(gen, int(time.time() * 1000))
+        want, tiers, logins, profiles, tier_of = expected_from_file(gen, int(time.time() * 1000))
         check(len(want) > 5, "the generated data has members for the segment", len(want))
         got = {m.get("login_id") for m in members(srv, "active_wealth")}
         check(got == want, "segment members equal the independent computation",
@@ -149,6 +149,20 @@ def test_generated_data():
         st, pv4 = srv.api("POST", "/api/v1/segments/preview", {"condition": sub})
         check(st == 200 and pv4["count"] == sum(1 for n in logins.values() if n >= 4),
               "preview of a new did-clause scans the events", (pv4.get("count"),))
+        # any / not through the planner, against the computation
+        def level(p):
+            rl = p.get("risk_level", "")
+            return int(rl[1:]) if rl[:1] == "C" and rl[1:].isdigit() else 0
+        cond_any = {"any": [{"profile": "risk_level", "op": "=", "value": "C5"},
+                            {"tag": "tier", "op": "=", "value": "高净值"}]}
+        exp_any = sum(1 for p in profiles.values() if level(p) == 5 or tier_of(p) == "高净值")
+        st, pv = srv.api("POST", "/api/v1/segments/preview", {"condition": cond_any})
+        check(st == 200 and pv["count"] == exp_any, "preview of any (profile | tag)", (pv.get("count"), exp_any))
+        cond_not = {"all": [{"profile": "risk_level", "op": ">=", "value": "C3"},
+                            {"not": {"tag": "tier", "op": "=", "value": "长尾"}}]}
+        exp_not = sum(1 for p in profiles.values() if level(p) >= 3 and tier_of(p) != "长尾")
+        st, pv = srv.api("POST", "/api/v1/segments/preview", {"condition": cond_not})
+        check(st == 200 and pv["count"] == exp_not, "preview of all with not", (pv.get("count"), exp_not))
         st, dist = srv.api("GET", "/api/v1/tags/tier/distribution")
         by = {v["value"]: v["count"] for v in dist.get("values", [])}
         check(by.get("高净值") == tiers["高净值"] and by.get("大众富裕") == tiers["大众富裕"],
