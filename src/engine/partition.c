@@ -563,6 +563,11 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
         return rc;
     if ((h.flags & WM_PFLAG_USER_CREATED) && (rc = apply_user_created(ac, &h, &rec)))
         return rc;
+    /* a new customer gets the values that need no event (a rule tag's
+     * default, a segment of customers without a property) */
+    if ((h.flags & WM_PFLAG_USER_CREATED) && event && wm__aud_active(ac->p->aud) &&
+        (rc = wm__aud_on_profile(&ac->atx, h.user_id, rec.project)))
+        return rc;
     if (event) {
         if ((rc = apply_event(ac, &h, pos)))
             return rc;
