@@ -190,10 +190,12 @@ int wm_engine_aud_import(wm_engine_t *e, const char *project, const char *kind, 
 
 int wm_engine_segment_count_json(wm_engine_t *e, const char *project, const char *key, wm_buf_t *out);
 /* Members by user id from after + 1 (cursor), at most limit; format json |
- * csv | ndjson; ids: identity keys, fields: profile properties (comma lists). */
+ * csv | ndjson; ids: identity keys, fields: profile properties (comma lists).
+ * Personal data (name, mobile, email, id numbers ...) is masked unless role
+ * is admin. */
 int wm_engine_segment_members(wm_engine_t *e, const char *project, const char *key, uint64_t after,
                               uint32_t limit, const char *format, const char *ids, const char *fields,
-                              wm_buf_t *out);
+                              const char *role, wm_buf_t *out);
 /* Set algebra over published segments: op union | intersect | except. */
 int wm_engine_segment_compute_json(wm_engine_t *e, const char *project, const char *op,
                                    const char *const *keys, uint32_t n, wm_buf_t *out);

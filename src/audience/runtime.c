@@ -13,7 +13,7 @@
  *                            behaviour clauses rebuilt from the last 90 days
  *
  * A membership change writes a_member / a_useg and queues $SegmentEntered or
- * $SegmentExited (segment, segment_id, version, reason) through the host's
+ * $SegmentExited (segment, segment_id, segment_version, reason) through the host's
  * op queue, in the same transaction: exactly once, also across kill -9.
  * Definitions are evaluated in the snapshot's order (a definition after
  * those it reads), so one pass per record settles every cascade.
@@ -1770,12 +1770,16 @@ static int schedule_new_versions(wm_atx_t *t)
         uint32_t id = is_tag ? s->tags[i]->id : s->segs[i - s->n_tags]->id;
         uint32_t version = is_tag ? s->tags[i]->version : s->segs[i - s->n_tags]->version;
         char kind = is_tag ? 't' : 's';
-        if (!is_tag && s->segs[i - s->n_tags]->def->kind == WM_SEGMENT_STATIC) {
-            if (!s->segs[i - s->n_tags]->def->snapshot_of)
-                continue;
-        }
         char name[16];
         snprintf(name, sizeof name, "done:%c%u", kind, id);
+        if (!is_tag && s->segs[i - s->n_tags]->def->kind == WM_SEGMENT_STATIC &&
+            !s->segs[i - s->n_tags]->def->snapshot_of) {
+            /* an uploaded list has nothing to compute: its members come by upload */
+            if (meta_u64(t->txn, a->meta, name, 0) != version &&
+                (rc = meta_put_u64(t->txn, a->meta, name, version)))
+                break;
+            continue;
+        }
         if (meta_u64(t->txn, a->meta, name, 0) == version)
             continue;
         unsigned char kb[10];
@@ -2097,8 +2101,25 @@ int wm__aud_tag_history(wm_aud_t *a, uint64_t user_id, const char *key, wm_buf_t
     }
     unsigned char kb[8 + WM_AUD_KEY_MAX + 1 + 8];
     size_t pl = hist_prefix(kb, user_id, key);
-    MDB_val k = {pl, kb}, v;
+    /* the newest WM_AUD_HISTORY_MAX changes, listed oldest first: find where
+     * they start by stepping back from the end of the prefix */
+    wm_put_be64(kb + pl, UINT64_MAX);
+    MDB_val k = {pl + 8, kb}, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
+    uint32_t back = 1;
+    while (rc == 0 && back < WM_AUD_HISTORY_MAX) {
+        MDB_val pk, pv;
+        if (mdb_cursor_get(c, &pk, &pv, MDB_PREV) || pk.mv_size != pl + 8 || memcmp(pk.mv_data, kb, pl)) {
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            break;
+        }
+        k = pk;
+        v = pv;
+        back++;
+    }
+    if (rc == 0 && (k.mv_size != pl + 8 || memcmp(k.mv_data, kb, pl)))
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     bool first = true;
     uint32_t n = 0;
     while (rc == 0 && k.mv_size == pl + 8 && !memcmp(k.mv_data, kb, pl) && n++ < WM_AUD_HISTORY_MAX) {

@@ -391,6 +391,7 @@ typedef struct member_row {
     const char *const *fields;
     uint32_t n_fields;
     bool csv, nd;
+    bool mask;                  /* not admin: personal data masked */
     uint32_t seg_id;
     wm_arena_t *arena;
 } member_row_t;
@@ -445,6 +446,8 @@ static void member_out(member_row_t *m, uint64_t user, bool first, wm_buf_t *out
             snprintf(f.value, sizeof f.value, "%s", pv);
             f.found = true;
         }
+        if (f.found && m->mask && (wm__engine_is_pii(m->ids[i]) || wm__engine_is_pii(f.want)))
+            snprintf(f.value, sizeof f.value, "%s", wm__engine_mask_pii(m->arena, "mobile", f.value));
         if (m->csv) {
             wm_buf_putc(out, ',');
             csv_cell(out, f.found ? f.value : "");
@@ -460,6 +463,13 @@ static void member_out(member_row_t *m, uint64_t user, bool first, wm_buf_t *out
     }
     for (uint32_t i = 0; i < m->n_fields; i++) {
         const wm_json_t *v = wm_json_get(profile, m->fields[i]);
+        wm_json_t masked;
+        if (v && v->type == WM_JSON_STRING && m->mask && wm__engine_is_pii(m->fields[i])) {
+            masked = *v;
+            masked.u.str = wm__engine_mask_pii(m->arena, m->fields[i], v->u.str);
+            masked.len = (uint32_t)strlen(masked.u.str);
+            v = &masked;
+        }
         if (m->csv) {
             wm_buf_putc(out, ',');
             if (v && v->type == WM_JSON_STRING) {
@@ -499,7 +509,7 @@ static void member_out(member_row_t *m, uint64_t user, bool first, wm_buf_t *out
  */
 int wm_engine_segment_members(wm_engine_t *e, const char *project, const char *key, uint64_t after,
                               uint32_t limit, const char *format, const char *ids, const char *fields,
-                              wm_buf_t *out)
+                              const char *role, wm_buf_t *out)
 {
     const wm_aseg_t *g = published_seg(e, project, key);
     if (!g)
@@ -513,7 +523,7 @@ int wm_engine_segment_members(wm_engine_t *e, const char *project, const char *k
     wm_arena_init(&arena, 16 * 1024);
     const char *id_names[16], *field_names[64];
     member_row_t m = {.e = e, .project = project, .ids = id_names, .fields = field_names, .csv = csv,
-                      .nd = nd, .seg_id = g->id, .arena = &arena};
+                      .nd = nd, .mask = !role || strcmp(role, "admin"), .seg_id = g->id, .arena = &arena};
     m.n_ids = split_list(&arena, ids, id_names, 16);
     m.n_fields = split_list(&arena, fields, field_names, 64);
     roaring_bitmap_t *b = members_of(e, g->id);
@@ -790,9 +800,30 @@ int wm_engine_user_tag_history_json(wm_engine_t *e, uint64_t user_id, const char
 }
 
 /* A manual value (PUT /api/v1/users/{id}/tags/{key}); value_json NULL unsets. */
+static bool value_ok(const wm_tag_def_t *t, const wm_json_t *v, char *msg, size_t cap);
+
 int wm_engine_tag_set(wm_engine_t *e, const char *project, uint64_t user_id, const char *key,
                       const char *value_json, const char *source)
 {
+    /* only manual and imported tags take values from outside, of their type */
+    const wm_atag_t *tg = wm__areg_tag(wm__areg_snapshot(e->areg), project, key);
+    if (!tg)
+        return WM_ENOTFOUND;
+    if (tg->def->kind != WM_TAG_MANUAL && tg->def->kind != WM_TAG_IMPORTED)
+        return WM_ESTATE;
+    if (value_json) {
+        wm_arena_t a;
+        wm_arena_init(&a, 1024);
+        wm_json_t *v;
+        wm_json_error_t je;
+        char msg[200];
+        char *copy = wm_arena_strndup(&a, value_json, strlen(value_json));
+        bool ok = copy && wm_json_parse(&a, copy, strlen(copy), &v, &je) == 0 &&
+                  (tg->def->kind == WM_TAG_MANUAL && !tg->def->type ? true : value_ok(tg->def, v, msg, sizeof msg));
+        wm_arena_release(&a);
+        if (!ok)
+            return WM_ETYPE;
+    }
     wm_buf_t b;
     wm_buf_init(&b, 0);
     wm_buf_puts(&b, "{\"cmd\":\"tag_set\",\"project\":");
@@ -961,10 +992,14 @@ static uint32_t csv_split(char *line, char **cells, uint32_t max)
 
 static void import_csv(importer_t *im, wm_arena_t *a, char *text)
 {
-    char *save = NULL;
     int value_col = -1;
     uint64_t line = 0;
-    for (char *ln = strtok_r(text, "\n", &save); ln && !im->rc; ln = strtok_r(NULL, "\n", &save)) {
+    /* lines counted as the file has them, blank ones too, so errors name
+     * the line an editor shows */
+    for (char *ln = text, *next; ln && *ln && !im->rc; ln = next) {
+        next = strchr(ln, '\n');
+        if (next)
+            *next++ = 0;
         line++;
         size_t l = strlen(ln);
         if (l && ln[l - 1] == '\r')

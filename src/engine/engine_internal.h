@@ -78,6 +78,11 @@ int wm__engine_journeys_start(wm_engine_t *e);     /* after partitions started *
 void wm__engine_journeys_close(wm_engine_t *e);    /* before partitions close */
 void wm__engine_journeys_free(wm_engine_t *e);      /* after partitions closed */
 void wm__engine_journey_metrics(wm_engine_t *e, wm_buf_t *out);
+/* Personal data (name, mobile, email, id numbers, address, bank card) is
+ * shown masked to every role but admin: leads, member lists, exports. */
+bool wm__engine_is_pii(const char *key);
+/* value itself when key is not personal data, else a masked copy in a. */
+const char *wm__engine_mask_pii(wm_arena_t *a, const char *key, const char *value);
 /* Logs n commands (JSON texts) of their users' partitions as one job per
  * partition and waits until every one is durable. */
 int wm__engine_commands(wm_engine_t *e, uint32_t n, const uint64_t *user_ids, char *const *jsons);

@@ -944,39 +944,49 @@ static void mask_value(char *s)
     }
 }
 
+static const char *const PII_KEYS[] = {"name", "mobile", "phone", "email", "id_no", "id_card", "address",
+                                       "bank_card", "$identity_mobile", "$identity_email", NULL};
+
+bool wm__engine_is_pii(const char *key)
+{
+    for (const char *const *k = PII_KEYS; *k; k++)
+        if (!strcmp(*k, key))
+            return true;
+    return false;
+}
+
+const char *wm__engine_mask_pii(wm_arena_t *a, const char *key, const char *value)
+{
+    if (!wm__engine_is_pii(key))
+        return value;
+    size_t n = strlen(value);
+    char *copy = wm_arena_strndup(a, value, n);
+    if (!copy)
+        return "";
+    if (!strcmp(key, "name") && n > 1) {
+        /* keep the first UTF-8 character (a surname) */
+        size_t first = 1;
+        while (first < n && ((unsigned char)copy[first] & 0xC0) == 0x80)
+            first++;
+        char *m = wm_arena_alloc(a, first + 3);
+        if (!m)
+            return "";
+        memcpy(m, copy, first);
+        memcpy(m + first, "**", 3);
+        return m;
+    }
+    mask_value(copy);
+    return copy;
+}
+
 static void mask_lead(wm_arena_t *a, wm_json_t *lead)
 {
-    static const char *pii[] = {"mobile", "phone", "email", "id_no", "id_card", "address", "bank_card"};
     wm_json_t *profile = (wm_json_t *)wm_json_get(lead, "profile");
     for (wm_json_t *c = profile && profile->type == WM_JSON_OBJECT ? profile->u.child : NULL; c; c = c->next) {
-        if (c->type != WM_JSON_STRING)
+        if (c->type != WM_JSON_STRING || !wm__engine_is_pii(c->key))
             continue;
-        bool hit = !strcmp(c->key, "name");
-        for (size_t i = 0; i < sizeof pii / sizeof pii[0] && !hit; i++)
-            hit = !strcmp(c->key, pii[i]);
-        if (!hit)
-            continue;
-        char *copy = wm_arena_strndup(a, c->u.str, c->len);
-        if (!copy)
-            continue;
-        if (!strcmp(c->key, "name") && c->len > 1) {
-            /* keep the first UTF-8 character (a surname) */
-            size_t first = 1;
-            while (first < c->len && ((unsigned char)copy[first] & 0xC0) == 0x80)
-                first++;
-            copy[first] = 0;
-            size_t tail = strlen(copy);
-            char *m = wm_arena_alloc(a, tail + 3);
-            if (m) {
-                memcpy(m, copy, tail);
-                memcpy(m + tail, "**", 3);
-                c->u.str = m;
-                c->len = (uint32_t)strlen(m);
-            }
-            continue;
-        }
-        mask_value(copy);
-        c->u.str = copy;
+        c->u.str = wm__engine_mask_pii(a, c->key, c->u.str);
+        c->len = (uint32_t)strlen(c->u.str);
     }
 }
 

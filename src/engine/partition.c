@@ -98,7 +98,8 @@ static const wm_json_t *host_tag_get(void *ctx, void *aud_tx, uint64_t user_id, 
 static int host_tag_set(void *ctx, void *aud_tx, uint64_t user_id, const char *project, const char *tag,
                         const wm_json_t *value)
 {
-    return aud_tx ? wm__aud_tag_set(aud_tx, user_id, project, tag, value, "journey") : 0;
+    int rc = aud_tx ? wm__aud_tag_set(aud_tx, user_id, project, tag, value, "journey") : 0;
+    return rc == WM_EINVAL ? 0 : rc; /* a tag name the store cannot hold: the journey goes on */
 }
 
 static int host_tags_json(void *ctx, void *aud_tx, uint64_t user_id, wm_buf_t *out)
@@ -480,6 +481,17 @@ static int apply_merge(apply_ctx_t *ac, const wm_payload_hdr_t *h)
 /* Tags and segments read the event parsed once here (the journey runtime
  * parses its own copy). Operational events of the journey runtime's own
  * bookkeeping ($JourneyNodeEntered ...) feed counters like any event. */
+/* Storage faults from the audience stop the partition (nothing may be
+ * half-applied); anything else a definition trips over (a value it cannot
+ * use, a bound) is counted as an apply error and the record goes on. */
+static int aud_rc(apply_ctx_t *ac, int rc)
+{
+    if (rc == 0 || rc == WM_EIO || rc == WM_ENOMEM || rc == WM_ECORRUPT)
+        return rc;
+    atomic_fetch_add(&ac->p->m_apply_errors, 1);
+    return 0;
+}
+
 /* The user row is written with the record that created the user. A user
  * created in the identity index whose first record was lost to a crash
  * (identity commits before the log append) has none; the audience's
@@ -509,8 +521,8 @@ static int audience_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char
                  ? ensure_user_row(ac, h, wm_json_str(wm_json_get(ev, "project")))
                  : 0;
     if (!rc)
-        rc = wm__aud_on_event_rec(&ac->atx, h->user_id, ev);
-    return rc ? rc : wm__aud_on_event(&ac->atx, h->user_id, ev);
+        rc = aud_rc(ac, wm__aud_on_event_rec(&ac->atx, h->user_id, ev));
+    return rc ? rc : aud_rc(ac, wm__aud_on_event(&ac->atx, h->user_id, ev));
 }
 
 /* Commands: tag values and static lists go to the audience runtime, the
@@ -524,7 +536,7 @@ static int apply_command(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char 
         wm_json_error_t je;
         if (!copy || wm_json_parse(&ac->jarena, copy, len, &cmd, &je))
             return WM_ECORRUPT;
-        return wm__aud_on_command(&ac->atx, h->user_id, cmd);
+        return aud_rc(ac, wm__aud_on_command(&ac->atx, h->user_id, cmd));
     }
     return wm__jrt_on_command(&ac->jtx, h->user_id, json, len);
 }
@@ -566,7 +578,7 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     /* a new customer gets the values that need no event (a rule tag's
      * default, a segment of customers without a property) */
     if ((h.flags & WM_PFLAG_USER_CREATED) && event && wm__aud_active(ac->p->aud) &&
-        (rc = wm__aud_on_profile(&ac->atx, h.user_id, rec.project)))
+        (rc = aud_rc(ac, wm__aud_on_profile(&ac->atx, h.user_id, rec.project))))
         return rc;
     if (event) {
         if ((rc = apply_event(ac, &h, pos)))
@@ -590,7 +602,7 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
     if (wm__aud_active(ac->p->aud) && !(h.flags & WM_PFLAG_USER_CREATED) &&
         (rc = ensure_user_row(ac, &h, rec.project)))
         return rc;
-    if (wm__aud_active(ac->p->aud) && (rc = wm__aud_on_profile(&ac->atx, h.user_id, rec.project)))
+    if (wm__aud_active(ac->p->aud) && (rc = aud_rc(ac, wm__aud_on_profile(&ac->atx, h.user_id, rec.project))))
         return rc;
     return wm__jrt_active(ac->p->jrt) ? wm__jrt_on_profile(&ac->jtx, h.user_id, rec.project) : 0;
 }
@@ -821,7 +833,7 @@ static bool timer_due(wm_part_t *p, struct timespec *until)
  * least once a minute to notice the day change. */
 static bool audience_clock(wm_part_t *p, struct timespec *until)
 {
-    if (!wm__aud_active(p->aud))
+    if (!wm__aud_active(p->aud) || atomic_load(&p->failed))
         return false;
     clock_gettime(CLOCK_REALTIME, until);
     until->tv_sec += 60;
@@ -843,7 +855,7 @@ static wm_job_t *take_jobs(wm_part_t *p, bool *stop)
         struct timespec until;
         if (wm__jrt_next_due(p->jrt) <= wm__engine_clock(p->engine))
             break;
-        if (wm__aud_background_due(p->aud, wm__engine_clock(p->engine)))
+        if (!atomic_load(&p->failed) && wm__aud_background_due(p->aud, wm__engine_clock(p->engine)))
             break;
         if (timer_due(p, &until) || audience_clock(p, &until)) {
             if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)

@@ -974,11 +974,26 @@ static void p_update_profile(cx_t *c, uint32_t i, const wm_json_t *o)
     node_next(c, i, o);
 }
 
+/* The tag store's key rule (docs/tags.md). */
+static bool tag_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (!n || n > 64 || (k[0] >= '0' && k[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') || (k[i] >= '0' && k[i] <= '9') ||
+              k[i] == '_'))
+            return false;
+    return true;
+}
+
 static void p_set_tag(cx_t *c, uint32_t i, const wm_json_t *o)
 {
     wm_jnode_t *n = &c->j->nodes[i];
     check_fields(c, o, "", (const char *const[]){COMMON, "tag", "value", "next", NULL});
     n->u.set_tag.tag = dup(c, get_str(c, o, "tag", "tag", true));
+    if (n->u.set_tag.tag && !tag_key_ok(n->u.set_tag.tag))
+        err(c, "tag", "a tag key is [A-Za-z_][A-Za-z0-9_]{0,63}");
     const wm_json_t *v = get(o, "value");
     if (!v)
         err(c, "value", "missing required field");

@@ -32,6 +32,19 @@ static bool can_write(const char *role)
     return !strcmp(role, "admin") || !strcmp(role, "operator");
 }
 
+/* [A-Za-z_][A-Za-z0-9_]{0,63}, the key rule of tags and segments. */
+static bool valid_key(const char *k)
+{
+    size_t n = strlen(k);
+    if (!n || n > WM_AUD_KEY_MAX || (k[0] >= '0' && k[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') || (k[i] >= '0' && k[i] <= '9') ||
+              k[i] == '_'))
+            return false;
+    return true;
+}
+
 static int not_found(wm_req_t *r, wm_buf_t *b)
 {
     wm_buf_release(b);
@@ -91,7 +104,7 @@ static int handle_defs(wm_req_t *r, wm_arena_t *a, const char **seg, int n, cons
             format = "csv";
         int rc = wm_engine_segment_members(e, project, seg[3], after ? strtoull(after, NULL, 10) : 0,
                                            limit ? (uint32_t)strtoul(limit, NULL, 10) : (export ? WM_AUD_PAGE_MAX : 100),
-                                           format, wm__qparam(a, r, "ids"), wm__qparam(a, r, "fields"), &b);
+                                           format, wm__qparam(a, r, "ids"), wm__qparam(a, r, "fields"), role, &b);
         if (rc || !format || !strcmp(format, "json"))
             return wm__answer(r, rc, &b, 200);
         int out = wm__http_send(r, 200, !strcmp(format, "csv") ? "text/csv; charset=utf-8" : "application/x-ndjson",
@@ -116,10 +129,18 @@ static int handle_defs(wm_req_t *r, wm_arena_t *a, const char **seg, int n, cons
         if (r->body_len && wm_json_parse(a, r->body, r->body_len, &body, &je) == 0) {
             op = wm_json_str(wm_json_get(body, "op"));
             const wm_json_t *of = wm_json_get(body, "of");
-            for (const wm_json_t *c = of && of->type == WM_JSON_ARRAY ? of->u.child : NULL;
-                 c && nk < WM_SEGMENT_OPERANDS_MAX; c = c->next)
-                if (wm_json_str(c))
+            bool bad = false;
+            for (const wm_json_t *c = of && of->type == WM_JSON_ARRAY ? of->u.child : NULL; c; c = c->next) {
+                if (!wm_json_str(c) || nk == WM_SEGMENT_OPERANDS_MAX)
+                    bad = true;
+                else
                     keys[nk++] = wm_json_str(c);
+            }
+            if (bad) {
+                wm_buf_release(&b);
+                return wm__http_error(r, 400, "invalid_argument", "of",
+                                      "of must list 1 to 16 segment keys");
+            }
         }
         int rc = op && nk ? wm_engine_segment_compute_json(e, project, op, keys, nk, &b) : WM_EINVAL;
         return wm__answer(r, rc, &b, 200);
@@ -141,6 +162,12 @@ static int handle_defs(wm_req_t *r, wm_arena_t *a, const char **seg, int n, cons
             format = ctype && strstr(ctype, "csv") ? "csv" : "ndjson";
         int rc = wm_engine_aud_import(e, project, kind, seg[3], wm__qparam(a, r, "id_type"), format, r->body,
                                       r->body_len, &b);
+        if (rc == WM_ESTATE) {
+            wm_buf_release(&b);
+            return wm__http_error(r, 409, "invalid_state", "",
+                                  is_tag ? "only imported and manual tags take uploads"
+                                         : "only static lists (no snapshot_of) take uploads");
+        }
         return wm__answer(r, rc, &b, 200);
     }
     return not_found(r, &b);
@@ -169,6 +196,11 @@ static int handle_user_audience(wm_req_t *r, wm_arena_t *a, const char **seg, in
     }
     if (n != 6 || strcmp(seg[4], "tags"))
         return not_found(r, &b);
+    if (!valid_key(seg[5])) {
+        wm_buf_release(&b);
+        return wm__http_error(r, 400, "invalid_argument", "tag",
+                              "a tag key is [A-Za-z_][A-Za-z0-9_]{0,63}");
+    }
     if (wm__is_get(r)) {
         bool bad;
         int64_t at = at_param(a, r, &bad);
@@ -199,6 +231,14 @@ static int handle_user_audience(wm_req_t *r, wm_arena_t *a, const char **seg, in
         rc = wm_engine_tag_set(e, project, uid, seg[5], NULL, "api");
     } else {
         return not_found(r, &b);
+    }
+    if (rc == WM_ENOTFOUND || rc == WM_ESTATE || rc == WM_ETYPE) {
+        wm_buf_release(&b);
+        return rc == WM_ENOTFOUND ? wm__http_error(r, 404, "not_found", "tag", "no published tag of this key")
+               : rc == WM_ESTATE  ? wm__http_error(r, 409, "invalid_state", "tag",
+                                                   "a computed tag takes no values: only manual and imported tags")
+                                  : wm__http_error(r, 400, "invalid_argument", "value",
+                                                   "the value does not have the tag's type");
     }
     if (!rc)
         wm_buf_puts(&b, "{\"ok\":true}");

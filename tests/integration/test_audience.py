@@ -307,11 +307,24 @@ def test_imports_lists_journeys():
             check(st == 200 and srv.user("im0", id_type="login_id")[1]["tags"].get("vip_level") == 7, "manual set")
             st, _ = srv.api("DELETE", "/api/v1/users/im0/tags/vip_level?id_type=login_id")
             check(st == 200 and "vip_level" not in srv.user("im0", id_type="login_id")[1]["tags"], "manual unset")
+            st, b = srv.api("PUT", "/api/v1/users/im0/tags/vip_level?id_type=login_id", {"value": "high"})
+            check(st == 400, "a value of the wrong type is refused", b)
+            st, b = srv.api("PUT", "/api/v1/users/im0/tags/" + "x" * 80 + "?id_type=login_id", {"value": 1})
+            check(st == 400, "a tag key over 64 bytes is refused (the partition stays up)", b)
+            st, b = srv.api("PUT", "/api/v1/users/im0/tags/nope?id_type=login_id", {"value": 1})
+            check(st == 404, "an undefined tag takes no value", b)
+            j = {"key": "bad_tag_key", "entry": {"event": "X"},
+                 "nodes": [{"id": "t", "type": "set_tag", "tag": "y" * 70, "next": "e"}, {"id": "e", "type": "exit"}]}
+            st, b = srv.api("POST", "/api/v1/journeys/validate", j)
+            check(st == 200 and not b["valid"], "a journey's set_tag key follows the tag key rule", b)
+            st, _ = srv.api("GET", "/readyz")
+            check(st == 200, "still ready")
             # static list, algebra, export
             publish_def(srv, "segments", {"key": "branch_list", "kind": "static", "name": "网点名单"})
             ndl = "\n".join(json.dumps({"id": u}) for u in users[:4])
             st, res = srv.api("POST", "/api/v1/segments/branch_list/import?id_type=login_id", ndl)
             check(st == 200 and res["imported"] == 4, "static list upload", res)
+            check(wait_computed(srv, "segments", "branch_list"), "an uploaded list counts as computed")
             publish_def(srv, "segments", {"key": "rich", "condition": {"profile": "aum", "op": ">=", "value": 300000}})
             publish_def(srv, "segments", {"key": "rich_on_list", "kind": "intersect", "of": ["branch_list", "rich"]})
             check(wait_computed(srv, "segments", "rich_on_list"), "algebra segment computed")
@@ -327,6 +340,12 @@ def test_imports_lists_journeys():
                   "CSV export with chosen ids", rows)
             check(all(r["mobile"].startswith("138") and r["name"].startswith("客户") for r in rows),
                   "export carries profile fields and mobile (WeCom 1-to-1 outreach)", rows[:2])
+            st, kb = srv.api("POST", "/api/v1/keys", {"role": "operator"})
+            st, hdr, raw = srv.request("GET", "/api/v1/segments/rich/export?format=csv&ids=login_id,mobile&fields=name",
+                                       headers={"Authorization": "Bearer " + kb["key"]})
+            rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+            check(st == 200 and rows and all("*" in r["mobile"] and r["name"].endswith("**") for r in rows),
+                  "personal data is masked for roles other than admin", rows[:2])
             st, hdr, raw = srv.request("GET", "/api/v1/segments/rich/export?format=ndjson&ids=login_id",
                                        headers={"Authorization": "Bearer wm_test_admin_key"})
             objs = [json.loads(x) for x in raw.decode().splitlines() if x.strip()]
