@@ -85,7 +85,7 @@ def upkeep_defs(n_segs, n_tags):
                             {"did": ev, "count": {">=": 2}, "within": "30d"}]}
         elif kind < 9:
             cond = {"all": [{"tag": "tier", "op": "=", "value": ["高净值", "大众富裕", "长尾"][i % 3]},
-                            {"tag": tags[1 + i % (len(tags) - 1)]["key"], "op": "is_set"}]}
+                            {"tag": tags[1 + i % (len(tags) - 1)]["key"] if len(tags) > 1 else "tier", "op": "is_set"}]}
         else:
             cond = None
         if cond is None and len(segs) >= 2:

@@ -370,6 +370,9 @@ typedef struct uctx {
     bool *tag_dirty;
     bool *seg_dirty;
     bool preview;               /* counters nobody keeps are computed by a scan */
+    const char *profile_raw;    /* the stored profile text (copy), parsed on first use */
+    size_t profile_len;
+    bool profile_parsed;
     bool rebuild;               /* a publish recompute: state built from the events */
     ucache_t *cache;            /* NULL: no caching (background passes share uctx code) */
 } uctx_t;
@@ -640,10 +643,21 @@ bool wm__aud_in_segment(wm_atx_t *t, uint64_t user_id, const char *project, cons
     return g && useg_since(t->txn, t->rt->useg, user_id, g->id) != 0;
 }
 
+/* The profile, parsed the first time a definition reads it (most events
+ * touch only behaviour). */
+static const wm_json_t *uctx_profile(uctx_t *u)
+{
+    if (!u->profile_parsed) {
+        u->profile_parsed = true;
+        u->profile = u->profile_raw ? parse_copy(u->t->arena, u->profile_raw, u->profile_len) : NULL;
+    }
+    return u->profile;
+}
+
 static void env_init(wm_cond_env_t *env, uctx_t *u)
 {
     memset(env, 0, sizeof *env);
-    env->profile = u->profile;
+    env->profile = uctx_profile(u);
     env->event = u->event;
     env->now_ms = u->t->now_ms;
     env->tz_offset_min = u->tz_min;
@@ -1374,8 +1388,24 @@ static int uctx_init(uctx_t *u, wm_atx_t *t, uint64_t user_id, const char *proje
     u->user_id = user_id;
     u->project = project;
     u->event = event;
-    u->profile = load_profile(t, user_id);
-    u->tz_min = tz_offset(t->rt, u->profile, t->now_ms);
+    /* the zone is all most events need of the profile: read that member only */
+    unsigned char kb[8];
+    wm_put_be64(kb, user_id);
+    MDB_val k = {8, kb}, v;
+    wm_json_t *tzv = NULL;
+    if (mdb_get(t->txn, t->rt->host.dbi_profiles, &k, &v) == 0) {
+        u->profile_raw = wm_arena_strndup(t->arena, v.mv_data, v.mv_size);
+        u->profile_len = v.mv_size;
+        const char *raw;
+        size_t rl;
+        if (u->profile_raw && wm_json_find_member(u->profile_raw, u->profile_len, "timezone", &raw, &rl) == 0) {
+            wm_json_t *o = wm_json_new(t->arena, WM_JSON_OBJECT);
+            wm_json_t *val = parse_copy(t->arena, raw, rl);
+            if (o && val && wm_json_append(t->arena, o, "timezone", val) == 0)
+                tzv = o;
+        }
+    }
+    u->tz_min = tz_offset(t->rt, tzv, t->now_ms);
     u->tag_dirty = wm_arena_alloc(t->arena, s->n_tags + 1);
     u->seg_dirty = wm_arena_alloc(t->arena, s->n_segs + 1);
     u->cache = wm_arena_alloc(t->arena, sizeof *u->cache);
@@ -1490,10 +1520,40 @@ static int rec_on_buy(wm_atx_t *t, uint64_t user_id, const char *project, const 
     return rc;
 }
 
+/* Whether an event feeds any definition, from its raw text: the event name
+ * is read without parsing the record, and an event no counter, tag or
+ * segment reads costs one lookup. */
+bool wm__aud_event_wanted(wm_aud_t *a, const char *json, size_t len)
+{
+    const wm_asnap_t *s = wm__areg_snapshot(a->reg);
+    if (!s || (!s->n_tags && !s->n_segs))
+        return false;
+    if (s->deps[0].n_tags)
+        return true; /* a first / last tag of every event */
+    const char *v;
+    size_t vl;
+    char name[256];
+    if (wm_json_find_member(json, len, "event", &v, &vl) || vl < 2 || v[0] != '"' || vl - 2 >= sizeof name ||
+        memchr(v + 1, '\\', vl - 2))
+        return true; /* unusual text: let the parse decide */
+    memcpy(name, v + 1, vl - 2);
+    name[vl - 2] = 0;
+    const wm_adeps_t *d = wm__areg_event_deps(s, name);
+    return d->n_tags || d->n_segs || d->n_specs;
+}
+
 /* Whether an event may matter to the recommendation index (before parsing). */
 bool wm__aud_rec_candidate(const char *json, size_t len)
 {
-    return memmem(json, len, "\"fund_code\"", 11) != NULL;
+    const char *v;
+    size_t vl;
+    char name[64];
+    if (!memmem(json, len, "\"fund_code\"", 11) || wm_json_find_member(json, len, "event", &v, &vl) || vl < 2 ||
+        v[0] != '"' || vl - 2 >= sizeof name)
+        return false;
+    memcpy(name, v + 1, vl - 2);
+    name[vl - 2] = 0;
+    return rec_buy_event(name);
 }
 
 int wm__aud_on_event_rec(wm_atx_t *t, uint64_t user_id, const wm_json_t *event)
@@ -2298,6 +2358,7 @@ int wm__aud_preview(wm_aud_t *a, const char *project, const wm_cond_t *cond, int
             if (p && !strcmp(p, project)) {
                 uctx_t u = {.t = &t, .user_id = user, .project = project, .preview = true};
                 u.profile = load_profile(&t, user);
+                u.profile_parsed = true;
                 u.tz_min = tz_offset(a, u.profile, now_ms);
                 if (eval(&u, cond))
                     rc = cb(ctx, user);
@@ -2395,6 +2456,7 @@ bool wm__aud_eval_user(wm_aud_t *a, MDB_txn *txn, wm_arena_t *arena, const char 
     wm_atx_t t = {.rt = a, .txn = txn, .arena = arena, .now_ms = now_ms, .snap = wm__areg_snapshot(a->reg)};
     uctx_t u = {.t = &t, .user_id = user_id, .project = project, .preview = true};
     u.profile = load_profile(&t, user_id);
+    u.profile_parsed = true;
     u.tz_min = tz_offset(a, u.profile, now_ms);
     return eval(&u, c);
 }

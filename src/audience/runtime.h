@@ -153,6 +153,8 @@ void wm__atx_release(wm_atx_t *t);
 /* True when any tag or segment is published (else events cost nothing here). */
 bool wm__aud_active(wm_aud_t *a);
 
+/* Whether an event (raw stored record) feeds any tag, segment or counter. */
+bool wm__aud_event_wanted(wm_aud_t *a, const char *json, size_t len);
 /* An applied event (stored record form, parsed) of user_id. */
 int wm__aud_on_event(wm_atx_t *t, uint64_t user_id, const wm_json_t *event);
 /* After a profile record of user_id was applied. */

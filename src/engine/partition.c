@@ -584,7 +584,8 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
         if ((rc = apply_event(ac, &h, pos)))
             return rc;
         const wm_json_t *parsed = NULL;
-        if ((wm__aud_active(ac->p->aud) || wm__aud_rec_candidate(json, jlen)) &&
+        if (((wm__aud_active(ac->p->aud) && wm__aud_event_wanted(ac->p->aud, json, jlen)) ||
+             wm__aud_rec_candidate(json, jlen)) &&
             (rc = audience_event(ac, &h, json, jlen, &parsed)))
             return rc;
         /* consent changes (Unsubscribe events) apply even before any journey
