@@ -155,6 +155,17 @@ typedef struct wm_cond_deps {
 /* Fills *out (NULL c = reads nothing). Returns 0, WM_EINVAL, WM_ENOMEM. */
 int wm_cond_deps(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *out);
 
+/* The longest relative window (local days, today included) of the did and
+ * sequence clauses: an event older than that cannot change the result
+ * (0: no behaviour clause; -1: an absolute window or a trigger scan, where
+ * any event may count). */
+int32_t wm_cond_event_window_days(const wm_cond_t *c);
+/* True when an added event can only make the condition true, never false:
+ * the condition is one clause or an "all" of did-counts with a lower bound
+ * (>=, >) and plain profile predicates. Once true, only the clock or a
+ * profile change can make it false. */
+bool wm_cond_event_monotone(const wm_cond_t *c);
+
 /* The counter specs this condition needs (valid while c lives). */
 void wm_cond_counters(const wm_cond_t *c, const wm_counter_spec_t **specs, uint32_t *n);
 

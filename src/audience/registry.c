@@ -53,6 +53,31 @@ static int grow(void **arr, uint32_t n, uint32_t *cap, size_t elem)
     return 0;
 }
 
+/* How old an event may be and still move the tag (see wm_atag_t). */
+static int32_t tag_window(const wm_tag_def_t *d)
+{
+    int32_t days = (int32_t)(d->within_ms / 86400000);
+    switch (d->kind) {
+    case WM_TAG_METRIC:
+        return d->agg == WM_METRIC_DAYS_SINCE || days <= 0 ? -1 : days;
+    case WM_TAG_PREFERENCE:
+        return days > 0 ? days : -1;
+    case WM_TAG_RULE: {
+        int32_t max = 0;
+        for (uint32_t i = 0; i < d->n_layers; i++) {
+            int32_t w = wm_cond_event_window_days(d->layers[i].cond);
+            if (w < 0)
+                return -1;
+            if (w > max)
+                max = w;
+        }
+        return max;
+    }
+    default:
+        return -1; /* first / last keep the order of events of any age */
+    }
+}
+
 static int add_tag(void *ctx, const char *project, const char *key, uint32_t id, uint32_t version,
                    const char *definition, const char *status)
 {
@@ -79,6 +104,7 @@ static int add_tag(void *ctx, const char *project, const char *key, uint32_t id,
     t->version = version;
     t->def = def;
     def->version = version;
+    t->window_days = tag_window(def);
     b->tags[b->n_tags++] = t;
     return t->project && t->key ? 0 : WM_ENOMEM;
 }
@@ -111,6 +137,8 @@ static int add_seg(void *ctx, const char *project, const char *key, uint32_t id,
     def->version = version;
     g->realtime = def->kind != WM_SEGMENT_STATIC && def->refresh == WM_REFRESH_REALTIME &&
                   (def->kind != WM_SEGMENT_RULE || def->incremental);
+    g->window_days = def->kind == WM_SEGMENT_RULE ? wm_cond_event_window_days(def->cond) : -1;
+    g->monotone = def->kind == WM_SEGMENT_RULE && wm_cond_event_monotone(def->cond);
     b->segs[b->n_segs++] = g;
     return g->project && g->key ? 0 : WM_ENOMEM;
 }

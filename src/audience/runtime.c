@@ -1572,6 +1572,29 @@ int wm__aud_on_event_rec(wm_atx_t *t, uint64_t user_id, const wm_json_t *event)
     return item ? rec_on_buy(t, user_id, project, item) : 0;
 }
 
+/* Definitions an event cannot move are not evaluated for it: an event
+ * older than every window the definition reads (a backfill, an offline SDK
+ * queue), and a member of a segment that events can only make true. Their
+ * counters were still updated; the clock pass and publish recomputes see
+ * every definition. */
+static void skip_unmoved(uctx_t *u, const wm_adeps_t *d, const wm_json_t *event)
+{
+    const wm_asnap_t *s = u->t->snap;
+    const wm_json_t *tm = wm_json_get(event, "time");
+    int32_t age = tm && tm->is_int ? local_day(u->t->now_ms, u->tz_min) - local_day(tm->i64, u->tz_min) : 0;
+    for (uint32_t i = 0; i < d->n_tags; i++) {
+        const wm_atag_t *tg = s->tags[d->tags[i]];
+        if (tg->window_days >= 0 && age >= tg->window_days)
+            u->tag_dirty[d->tags[i]] = false;
+    }
+    for (uint32_t i = 0; i < d->n_segs; i++) {
+        const wm_aseg_t *g = s->segs[d->segs[i]];
+        if ((g->window_days >= 0 && age >= g->window_days) ||
+            (g->monotone && member_since_u(u, g->id) != 0))
+            u->seg_dirty[d->segs[i]] = false;
+    }
+}
+
 int wm__aud_on_event(wm_atx_t *t, uint64_t user_id, const wm_json_t *event)
 {
     const wm_asnap_t *s = t->snap;
@@ -1592,6 +1615,7 @@ int wm__aud_on_event(wm_atx_t *t, uint64_t user_id, const wm_json_t *event)
         return rc;
     mark(&u, d);
     mark(&u, &s->deps[0]);
+    skip_unmoved(&u, d, event);
     return settle(&u, "event");
 }
 

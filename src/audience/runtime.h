@@ -51,6 +51,8 @@ typedef struct wm_atag {
     uint32_t index;             /* position in the snapshot's tags */
     uint32_t *dep_tags, n_dep_tags;     /* later tags that read this one */
     uint32_t *dep_segs, n_dep_segs;     /* segments that read this one */
+    int32_t window_days;        /* an event older than this many local days cannot move
+                                 * the value (-1: any event may) */
 } wm_atag_t;
 
 typedef struct wm_aseg {
@@ -60,6 +62,8 @@ typedef struct wm_aseg {
     uint32_t index;
     uint32_t *dep_segs, n_dep_segs;     /* later segments that read this one */
     bool realtime;              /* kept per event (rule, incremental, realtime refresh; algebra) */
+    int32_t window_days;        /* as for tags (rule segments) */
+    bool monotone;              /* an event can only make it true (a member stays one) */
 } wm_aseg_t;
 
 /* What one event name (or profile changes, "") makes dirty. */

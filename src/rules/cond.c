@@ -1085,3 +1085,54 @@ int wm_cond_deps(const wm_cond_t *c, wm_arena_t *a, wm_cond_deps_t *out)
     memset(out, 0, sizeof *out);
     return c ? deps_walk(c, a, out, false, true) : 0;
 }
+
+/* ---- what an added event can do ---- */
+
+int32_t wm_cond_event_window_days(const wm_cond_t *c)
+{
+    if (!c)
+        return 0;
+    int32_t max = 0;
+    for (uint32_t i = 0; i < c->n_nodes; i++) {
+        const cnode_t *n = &c->nodes[i];
+        if (n->kind == N_DID) {
+            const did_t *d = &c->dids[n->aux];
+            if (d->days <= 0 || d->scan)
+                return -1; /* an absolute window or a trigger scan: any event may count */
+            if (d->days > max)
+                max = d->days;
+        } else if (n->kind == N_SEQ) {
+            const seq_t *s = &c->seqs[n->aux];
+            if (s->within_ms <= 0)
+                return -1;
+            int32_t days = (int32_t)((s->within_ms + 86399999) / 86400000) + 1;
+            if (days > max)
+                max = days;
+        }
+    }
+    return max;
+}
+
+bool wm_cond_event_monotone(const wm_cond_t *c)
+{
+    if (!c || !c->n_nodes)
+        return false;
+    /* the root is one clause, or an "all" whose children are clauses */
+    uint32_t i = c->nodes[0].kind == N_ALL ? 1 : 0;
+    for (; i < c->n_nodes; i = c->nodes[i].end) {
+        const cnode_t *n = &c->nodes[i];
+        if (n->kind == N_DID) {
+            const did_t *d = &c->dids[n->aux];
+            if (d->agg != AGG_COUNT || (d->op != OP_GE && d->op != OP_GT) || d->scan)
+                return false;
+        } else if (n->kind == N_PRED) {
+            if (n->src != S_PROFILE || n->ref_src || n->op == OP_WITHIN_LAST || n->relative)
+                return false;
+        } else {
+            return false;
+        }
+        if (c->nodes[0].kind != N_ALL)
+            break;
+    }
+    return true;
+}
