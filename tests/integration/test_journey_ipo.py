@@ -188,9 +188,12 @@ def test_ipo_lot_won():
             edges = {(e["from"], e["to"]): e["count"] for e in rep.get("edges", [])}
             check(edges.get(("what", "watch")) == 1 and edges.get(("what", "sold")) == 1,
                   "report: small move back to watch, sale to sold", edges)
+            want_ops = {"$JourneyEntered", "$MessagePrepared", "$MessageSent", "$JourneyExited"}
+            # op events reach the log a round after the transition that queued them
+            srv.wait_for(lambda: want_ops <= {e["event"] for e in srv.events(UID, limit=100)[1]["events"]})
             evs = srv.events(UID, limit=100)[1]["events"]
             names = {e["event"] for e in evs}
-            check({"$JourneyEntered", "$MessagePrepared", "$MessageSent", "$JourneyExited"} <= names,
+            check(want_ops <= names,
                   "journey and message op events in the customer's history", names)
         finally:
             srv.cleanup()

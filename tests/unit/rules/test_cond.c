@@ -1260,6 +1260,35 @@ static void test_compile_oom(void **state)
     assert_true(ok > 0);
 }
 
+
+/* What an added event can do: the longest window and monotonicity. */
+static void test_event_window_monotone(void **state)
+{
+    (void)state;
+    struct { const char *ast; int32_t window; bool monotone; } cases[] = {
+        {"{\"did\":\"Login\",\"count\":{\">=\":3},\"within\":\"7d\"}", 7, true},
+        {"{\"all\":[{\"did\":\"A\",\"count\":{\">\":1},\"within\":\"30d\"},"
+         "{\"profile\":\"risk_level\",\"op\":\">=\",\"value\":\"C3\"}]}", 30, true},
+        {"{\"did\":\"A\",\"count\":{\"<\":3},\"within\":\"7d\"}", 7, false},
+        {"{\"did\":\"A\",\"sum\":{\">=\":3},\"field\":\"amount\",\"within\":\"7d\"}", 7, false},
+        {"{\"not\":{\"did\":\"A\",\"count\":{\">=\":1},\"within\":\"14d\"}}", 14, false},
+        {"{\"any\":[{\"did\":\"A\",\"count\":{\">=\":1},\"within\":\"14d\"}]}", 14, false},
+        {"{\"all\":[{\"did\":\"A\",\"count\":{\">=\":1},\"within\":\"7d\"},"
+         "{\"tag\":\"tier\",\"op\":\"=\",\"value\":\"x\"}]}", 7, false},
+        {"{\"did\":\"A\",\"count\":{\">=\":1},\"from\":\"2026-01-01\"}", -1, true},
+        {"{\"profile\":\"aum\",\"op\":\">\",\"value\":1}", 0, true},
+        {"{\"sequence\":[{\"event\":\"A\"},{\"event\":\"B\"}],\"within\":\"1d\"}", 2, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wm_cond_t *c = compile_ok(cases[i].ast);
+        assert_int_equal(wm_cond_event_window_days(c), cases[i].window);
+        assert_int_equal(wm_cond_event_monotone(c), cases[i].monotone);
+        wm_cond_free(c);
+    }
+    assert_int_equal(wm_cond_event_window_days(NULL), 0);
+    assert_false(wm_cond_event_monotone(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1284,6 +1313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_did_scan_nested, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequence_trigger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_window_monotone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compile_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compile_oom, setup, teardown),
     };
