@@ -13,7 +13,9 @@ intersections), spread over the event names the generator writes, as an
 operations team would have them. The mix is deterministic.
 
 preview: the tier tag, the 30-day Login counter kept by a published segment,
-and nothing else, for the 3-clause preview and set algebra figures.
+"known" (risk level set), "any_tier" (every customer: the tier has a
+default) and "active_30d" (app, H5, fund or news activity in 30 days), for
+the 3-clause preview and set algebra figures.
 
 Waits until every definition is computed, then prints how many it published.
 """
@@ -98,9 +100,12 @@ def upkeep_defs(n_segs, n_tags):
 
 
 def preview_defs():
+    active = {"any": [{"did": ev, "count": {">=": 1}, "within": "30d"}
+                      for ev in ("$AppStart", "$pageview", "ViewFundDetail", "BrowseNews", "ReadArticle")]}
     return [tier_tag()], [{"key": "login_30d", "condition": {"did": "Login", "count": {">=": 1}, "within": "30d"}},
                           {"key": "known", "condition": {"profile": "risk_level", "op": "is_set"}},
-                          {"key": "any_tier", "condition": {"tag": "tier", "op": "is_set"}}]
+                          {"key": "any_tier", "condition": {"tag": "tier", "op": "is_set"}},
+                          {"key": "active_30d", "condition": active}]
 
 
 def main():

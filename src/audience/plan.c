@@ -72,6 +72,72 @@ static bool leaf_eval(plan_t *pl, const wm_cond_t *c, leaf_env_t *le)
     return wm_cond_eval(c, &env, &r) == 0 && r;
 }
 
+/* Leaf results by the raw value text: a tag or profile property has few
+ * distinct values (tiers, risk levels, cities), so most customers cost one
+ * hash and a compare instead of a parse and an evaluation. */
+#define MEMO_SLOTS 512
+
+typedef struct memo {
+    uint64_t hash[MEMO_SLOTS];
+    uint32_t len[MEMO_SLOTS];
+    const char *text[MEMO_SLOTS];   /* copies in the memo's arena */
+    uint8_t state[MEMO_SLOTS];      /* 0 empty, 1 false, 2 true */
+    uint32_t used;
+    wm_arena_t arena;
+} memo_t;
+
+static int memo_get(memo_t *m, const void *v, size_t n, uint64_t h)
+{
+    for (uint32_t i = (uint32_t)h % MEMO_SLOTS, k = 0; k < MEMO_SLOTS; k++, i = (i + 1) % MEMO_SLOTS) {
+        if (!m->state[i])
+            return -1;
+        if (m->hash[i] == h && m->len[i] == n && !memcmp(m->text[i], v, n))
+            return m->state[i] == 2;
+    }
+    return -1;
+}
+
+static void memo_put(memo_t *m, const void *v, size_t n, uint64_t h, bool r)
+{
+    if (m->used >= MEMO_SLOTS / 2)
+        return; /* many distinct values: evaluate each */
+    char *copy = wm_arena_strndup(&m->arena, v, n);
+    if (!copy)
+        return;
+    uint32_t i = (uint32_t)h % MEMO_SLOTS;
+    while (m->state[i])
+        i = (i + 1) % MEMO_SLOTS;
+    m->hash[i] = h;
+    m->len[i] = (uint32_t)n;
+    m->text[i] = copy;
+    m->state[i] = r ? 2 : 1;
+    m->used++;
+}
+
+static memo_t *memo_new(void)
+{
+    memo_t *m = wm_calloc(1, sizeof *m);
+    if (m)
+        wm_arena_init(&m->arena, 4096);
+    return m;
+}
+
+static void memo_free(memo_t *m)
+{
+    if (m) {
+        wm_arena_release(&m->arena);
+        wm_free(m);
+    }
+}
+
+/* Whether the leaf holds on a missing value (then the customers a scan never
+ * meets are members, and the scan keeps track of whom it met). */
+static bool holds_on_missing(plan_t *pl, const wm_cond_t *c)
+{
+    leaf_env_t le = {.profile = {.type = WM_JSON_OBJECT}};
+    return leaf_eval(pl, c, &le);
+}
+
 /* Adds the customers a scan never met when the leaf holds on nothing. */
 static void add_missing(plan_t *pl, const wm_cond_t *c, roaring_bitmap_t *seen, roaring_bitmap_t *out)
 {
@@ -102,24 +168,35 @@ static roaring_bitmap_t *scan_tag(plan_t *pl, const wm_json_t *ast, const wm_con
     memcpy(pb + pl_len + 1, tag, tl);
     pb[pl_len + 1 + tl] = 0;
     size_t plen = pl_len + tl + 2;
+    bool track = holds_on_missing(pl, c);
+    memo_t *memo = memo_new();
     MDB_val k = {plen, pb}, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int rc = memo ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
     while (rc == 0 && k.mv_size == plen + 8 && !memcmp(k.mv_data, pb, plen)) {
         uint32_t user = (uint32_t)wm_get_be64((const unsigned char *)k.mv_data + plen);
-        wm_arena_reset(&pl->arena);
-        char *copy = wm_arena_strndup(&pl->arena, v.mv_data, v.mv_size);
-        wm_json_t *val;
-        wm_json_error_t je;
-        if (copy && wm_json_parse(&pl->arena, copy, v.mv_size, &val, &je) == 0) {
-            leaf_env_t le = {.profile = {.type = WM_JSON_OBJECT}, .tag_value = val};
-            roaring_bitmap_add(seen, user);
-            if (leaf_eval(pl, c, &le))
-                roaring_bitmap_add(out, user);
+        uint64_t h = wm_hash64(v.mv_data, v.mv_size, 0);
+        int r = memo_get(memo, v.mv_data, v.mv_size, h);
+        if (r < 0) {
+            wm_arena_reset(&pl->arena);
+            char *copy = wm_arena_strndup(&pl->arena, v.mv_data, v.mv_size);
+            wm_json_t *val;
+            wm_json_error_t je;
+            if (copy && wm_json_parse(&pl->arena, copy, v.mv_size, &val, &je) == 0) {
+                leaf_env_t le = {.profile = {.type = WM_JSON_OBJECT}, .tag_value = val};
+                r = leaf_eval(pl, c, &le);
+                memo_put(memo, v.mv_data, v.mv_size, h, r);
+            }
         }
+        if (r >= 0 && track)
+            roaring_bitmap_add(seen, user);
+        if (r > 0)
+            roaring_bitmap_add(out, user);
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    add_missing(pl, c, seen, out);
+    memo_free(memo);
+    if (track)
+        add_missing(pl, c, seen, out);
     roaring_bitmap_free(seen);
     return out;
 }
@@ -134,32 +211,43 @@ static roaring_bitmap_t *scan_profile(plan_t *pl, const wm_json_t *ast, const wm
         roaring_bitmap_free(seen);
         return out;
     }
+    bool track = holds_on_missing(pl, c);
+    memo_t *memo = memo_new();
     MDB_val k, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    int rc = memo ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
     while (rc == 0) {
         uint32_t user = k.mv_size == 8 ? (uint32_t)wm_get_be64(k.mv_data) : 0;
         const char *raw;
         size_t rl;
-        if (user && roaring_bitmap_contains(pl->universe, user) &&
-            wm_json_find_member(v.mv_data, v.mv_size, prop, &raw, &rl) == 0) {
-            wm_arena_reset(&pl->arena);
-            char *copy = wm_arena_strndup(&pl->arena, raw, rl);
-            wm_json_t *val;
-            wm_json_error_t je;
-            if (copy && wm_json_parse(&pl->arena, copy, rl, &val, &je) == 0) {
-                val->key = prop;
-                val->key_len = (uint32_t)strlen(prop);
-                val->next = NULL;
-                leaf_env_t le = {.profile = {.type = WM_JSON_OBJECT, .len = 1, .u.child = val}};
-                roaring_bitmap_add(seen, user);
-                if (leaf_eval(pl, c, &le))
-                    roaring_bitmap_add(out, user);
+        if (user && wm_json_find_member(v.mv_data, v.mv_size, prop, &raw, &rl) == 0) {
+            uint64_t h = wm_hash64(raw, rl, 0);
+            int r = memo_get(memo, raw, rl, h);
+            if (r < 0) {
+                wm_arena_reset(&pl->arena);
+                char *copy = wm_arena_strndup(&pl->arena, raw, rl);
+                wm_json_t *val;
+                wm_json_error_t je;
+                if (copy && wm_json_parse(&pl->arena, copy, rl, &val, &je) == 0) {
+                    val->key = prop;
+                    val->key_len = (uint32_t)strlen(prop);
+                    val->next = NULL;
+                    leaf_env_t le = {.profile = {.type = WM_JSON_OBJECT, .len = 1, .u.child = val}};
+                    r = leaf_eval(pl, c, &le);
+                    memo_put(memo, raw, rl, h, r);
+                }
             }
+            if (r >= 0 && track)
+                roaring_bitmap_add(seen, user);
+            if (r > 0)
+                roaring_bitmap_add(out, user);
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    add_missing(pl, c, seen, out);
+    memo_free(memo);
+    roaring_bitmap_and_inplace(out, pl->universe);
+    if (track)
+        add_missing(pl, c, seen, out);
     roaring_bitmap_free(seen);
     return out;
 }
@@ -175,20 +263,22 @@ static roaring_bitmap_t *scan_counter(plan_t *pl, const wm_cond_t *c, const wm_c
     }
     unsigned char pb[8];
     wm_put_be64(pb, wm__aud_spec_hash(spec->key));
+    bool track = holds_on_missing(pl, c);
     MDB_val k = {8, pb}, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size == 16 && !memcmp(k.mv_data, pb, 8)) {
         uint32_t user = (uint32_t)wm_get_be64((const unsigned char *)k.mv_data + 8);
-        if (roaring_bitmap_contains(pl->universe, user)) {
-            leaf_env_t le = {.profile = {.type = WM_JSON_OBJECT}, .blob = v.mv_data, .blob_len = v.mv_size};
+        leaf_env_t le = {.profile = {.type = WM_JSON_OBJECT}, .blob = v.mv_data, .blob_len = v.mv_size};
+        if (track)
             roaring_bitmap_add(seen, user);
-            if (leaf_eval(pl, c, &le))
-                roaring_bitmap_add(out, user);
-        }
+        if (leaf_eval(pl, c, &le))
+            roaring_bitmap_add(out, user);
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    add_missing(pl, c, seen, out);
+    roaring_bitmap_and_inplace(out, pl->universe);
+    if (track)
+        add_missing(pl, c, seen, out);
     roaring_bitmap_free(seen);
     return out;
 }

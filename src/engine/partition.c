@@ -968,57 +968,53 @@ abort:
 
 static void queue_ops(wm_part_t *p);
 
-/* Fires one batch of due timers. The writer loop comes back here while more
- * are due, taking queued ingest work in between: a million timers falling
- * due at once must not hold acknowledgements back for seconds. */
-static int fire_timers(wm_part_t *p, apply_ctx_t *ac)
-{
-    bool more = false;
-    int rc = 0;
-    {
-        if ((rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn)))
-            return mdb_err(rc, "timer txn", p->index);
-        wm_arena_reset(&ac->jarena);
-        tx_begin(ac);
-        rc = wm__jrt_fire_timers(&ac->jtx, WM_TIMERS_PER_TXN, &more);
-        if (rc) {
-            mdb_txn_abort(ac->txn);
-            tx_aborted(ac);
-        } else if ((rc = mdb_txn_commit(ac->txn))) {
-            tx_aborted(ac);
-            rc = mdb_err(rc, "timer commit", p->index);
-        } else {
-            tx_committed(ac);
-        }
-        ac->txn = NULL;
-        queue_ops(p);
-    }
-    return rc;
-}
-
-/* One round of the audience's background work (publish recomputes, the
- * clock pass), in its own transaction, between ingest rounds. */
-static int audience_round(wm_part_t *p, apply_ctx_t *ac)
+/* A round of work that is not ingest (timers, the audience's background
+ * work) in its own transaction, with both runtimes joined, then the op
+ * events it queued handed to the log. */
+static int own_round(wm_part_t *p, apply_ctx_t *ac, const char *what,
+                     int (*work)(apply_ctx_t *ac, bool *more))
 {
     bool more = false;
     int rc = mdb_txn_begin(p->env, NULL, 0, &ac->txn);
     if (rc)
-        return mdb_err(rc, "audience txn", p->index);
+        return mdb_err(rc, what, p->index);
     wm_arena_reset(&ac->jarena);
     tx_begin(ac);
-    rc = wm__aud_background(&ac->atx, WM_AUD_BACKGROUND_USERS, &more);
+    rc = work(ac, &more);
     if (rc) {
         mdb_txn_abort(ac->txn);
         tx_aborted(ac);
     } else if ((rc = mdb_txn_commit(ac->txn))) {
         tx_aborted(ac);
-        rc = mdb_err(rc, "audience commit", p->index);
+        rc = mdb_err(rc, what, p->index);
     } else {
         tx_committed(ac);
     }
     ac->txn = NULL;
     queue_ops(p);
     return rc;
+}
+
+static int timers_work(apply_ctx_t *ac, bool *more)
+{
+    return wm__jrt_fire_timers(&ac->jtx, WM_TIMERS_PER_TXN, more);
+}
+
+static int audience_work(apply_ctx_t *ac, bool *more)
+{
+    return wm__aud_background(&ac->atx, WM_AUD_BACKGROUND_USERS, more);
+}
+
+/* Fires one batch of due timers. The writer loop comes back here while more
+ * are due, taking queued ingest work in between: a million timers falling
+ * due at once must not hold acknowledgements back for seconds. */
+static int fire_timers(wm_part_t *p, apply_ctx_t *ac) { return own_round(p, ac, "timer txn", timers_work); }
+
+/* One round of the audience's background work (publish recomputes, the
+ * clock pass), between ingest rounds. */
+static int audience_round(wm_part_t *p, apply_ctx_t *ac)
+{
+    return own_round(p, ac, "audience txn", audience_work);
 }
 
 typedef struct ops_job {
