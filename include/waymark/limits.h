@@ -179,6 +179,10 @@
 #define WM_AUD_REC_HELD_MAX 64
 /* Candidate products one recommendation answer considers. */
 #define WM_AUD_REC_ITEMS_MAX 20000
+/* Segment events journeys handle for one record: a journey that sets a tag
+ * may move a segment that starts a journey that sets a tag ...; past this
+ * the events stay in the history only (a definition cycle, not a customer). */
+#define WM_SEGMENT_EVENTS_PER_RECORD 256
 /* Customers a preview samples. */
 #define WM_AUD_SAMPLE 20
 

@@ -142,13 +142,8 @@ static bool host_user_project(void *ctx, const void *row, size_t len, char *out,
            project <= UINT32_MAX && wm_names_get(p->names, (uint32_t)project, out, cap) >= 0;
 }
 
-/* The audience runtime's $SegmentEntered / $SegmentExited go through the
- * journey runtime's op queue (op_ctx = the journey txn context). */
 static int host_op_event(void *op_ctx, uint64_t user_id, const char *project, const char *event,
-                         const char *props_json)
-{
-    return wm__jrt_op_event(op_ctx, user_id, project, event, props_json);
-}
+                         const char *props_json);
 
 int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_opts_t *lo,
                   wm_part_t **out)
@@ -300,12 +295,80 @@ typedef struct apply_ctx {
     wm_atx_t atx;
 } apply_ctx_t;
 
+/* The audience runtime's $SegmentEntered / $SegmentExited: a bookkeeping
+ * copy through the journey runtime's op queue (the customer's history and
+ * counters; op_ctx = the journey txn context), and the event itself for the
+ * journeys of this transaction, once the audience has settled (the journeys
+ * may set tags, which re-enters the audience). */
+typedef struct wm_seg_event {
+    uint64_t user_id;
+    char *json;                 /* stored record form, wm_malloc'd */
+    size_t len;
+} wm_seg_event_t;
+
+static int host_op_event(void *op_ctx, uint64_t user_id, const char *project, const char *event,
+                         const char *props_json)
+{
+    apply_ctx_t *ac = op_ctx;
+    wm_jtx_t *jt = &ac->jtx;
+    wm_part_t *p = ac->p;
+    int rc = wm__jrt_op_event(jt, user_id, project, event, props_json, false);
+    if (rc || !wm__jrt_active(p->jrt))
+        return rc;
+    if (p->n_seg_events == p->cap_seg_events) {
+        uint32_t cap = p->cap_seg_events ? p->cap_seg_events * 2 : 16;
+        wm_seg_event_t *n = wm_realloc(p->seg_events, cap * sizeof *n);
+        if (!n)
+            return WM_ENOMEM;
+        p->seg_events = n;
+        p->cap_seg_events = cap;
+    }
+    wm_buf_t b;
+    wm_buf_init(&b, 0);
+    wm_buf_printf(&b, "{\"type\":\"track\",\"event\":\"%s\",\"distinct_id\":\"$user:%llu\",\"time\":%lld,\"project\":",
+                  event, (unsigned long long)user_id, (long long)jt->now_ms);
+    wm_buf_json_str(&b, project, strlen(project));
+    wm_buf_printf(&b, ",\"lib\":{\"$lib\":\"waymark\"},\"properties\":%s}", props_json ? props_json : "{}");
+    if (b.err) {
+        wm_buf_release(&b);
+        return WM_ENOMEM;
+    }
+    size_t len = b.len;
+    p->seg_events[p->n_seg_events++] = (wm_seg_event_t){user_id, wm_buf_steal(&b, NULL), len};
+    return 0;
+}
+
+/* Hands the segment events of the record to the journeys; a journey that
+ * sets a tag may move memberships again, so this repeats (bounded). */
+static int drain_segment_events(apply_ctx_t *ac)
+{
+    wm_part_t *p = ac->p;
+    int rc = 0;
+    uint32_t done = 0;
+    while (p->n_seg_events && !rc) {
+        wm_seg_event_t ev = p->seg_events[0];
+        memmove(p->seg_events, p->seg_events + 1, (p->n_seg_events - 1) * sizeof *p->seg_events);
+        p->n_seg_events--;
+        if (done++ < WM_SEGMENT_EVENTS_PER_RECORD)
+            rc = wm__jrt_on_event_now(&ac->jtx, ev.user_id, ev.json, ev.len);
+        wm_free(ev.json);
+    }
+    return rc;
+}
+
+static void drop_segment_events(wm_part_t *p)
+{
+    for (uint32_t i = 0; i < p->n_seg_events; i++)
+        wm_free(p->seg_events[i].json);
+    p->n_seg_events = 0;
+}
+
 /* Both runtimes join the same write transaction. */
 static void tx_begin(apply_ctx_t *ac)
 {
     int64_t now = wm__engine_clock(ac->p->engine);
     wm__jtx_begin(&ac->jtx, ac->p->jrt, ac->txn, &ac->jarena, now);
-    wm__atx_begin(&ac->atx, ac->p->aud, ac->txn, &ac->jarena, now, &ac->jtx);
+    wm__atx_begin(&ac->atx, ac->p->aud, ac->txn, &ac->jarena, now, ac);
     ac->jtx.aud_tx = &ac->atx;
 }
 
@@ -319,6 +382,7 @@ static void tx_aborted(apply_ctx_t *ac)
 {
     wm__jtx_aborted(&ac->jtx);
     wm__atx_aborted(&ac->atx);
+    drop_segment_events(ac->p);
 }
 
 static int parse_record(apply_ctx_t *ac, const char *json, size_t len, wm_record_t *rec)
@@ -536,7 +600,8 @@ static int apply_command(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char 
         wm_json_error_t je;
         if (!copy || wm_json_parse(&ac->jarena, copy, len, &cmd, &je))
             return WM_ECORRUPT;
-        return aud_rc(ac, wm__aud_on_command(&ac->atx, h->user_id, cmd));
+        int rc = aud_rc(ac, wm__aud_on_command(&ac->atx, h->user_id, cmd));
+        return rc ? rc : drain_segment_events(ac);
     }
     return wm__jrt_on_command(&ac->jtx, h->user_id, json, len);
 }
@@ -593,8 +658,9 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
         if (!wm__jrt_active(ac->p->jrt) && !(h.flags & WM_PFLAG_CONSENT))
             return 0;
         bool bookkeeping = (h.flags & WM_PFLAG_BOOKKEEPING) != 0;
-        return parsed ? wm__jrt_on_event_parsed(&ac->jtx, h.user_id, parsed, pos, bookkeeping)
-                      : wm__jrt_on_event(&ac->jtx, h.user_id, json, jlen, pos, bookkeeping);
+        rc = parsed ? wm__jrt_on_event_parsed(&ac->jtx, h.user_id, parsed, pos, bookkeeping)
+                    : wm__jrt_on_event(&ac->jtx, h.user_id, json, jlen, pos, bookkeeping);
+        return rc ? rc : drain_segment_events(ac);
     }
     if (h.rec_type == WM_REC_ITEM_SET || h.rec_type == WM_REC_ITEM_DELETE)
         return apply_item(ac, &rec);
@@ -605,7 +671,9 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
         return rc;
     if (wm__aud_active(ac->p->aud) && (rc = aud_rc(ac, wm__aud_on_profile(&ac->atx, h.user_id, rec.project))))
         return rc;
-    return wm__jrt_active(ac->p->jrt) ? wm__jrt_on_profile(&ac->jtx, h.user_id, rec.project) : 0;
+    if (wm__jrt_active(ac->p->jrt) && (rc = wm__jrt_on_profile(&ac->jtx, h.user_id, rec.project)))
+        return rc;
+    return drain_segment_events(ac);
 }
 
 static int put_applied(wm_part_t *p, MDB_txn *txn, uint64_t seq)
@@ -714,6 +782,7 @@ static int migrate_journey_tags(wm_part_t *p)
     }
     if (!rc)
         mdb_cursor_close(c);
+    drop_segment_events(p); /* moved values, not news: no journey reacts */
     if (!rc)
         rc = mdb_drop(txn, old, 1) ? WM_EIO : 0;
     if (rc || mdb_txn_commit(txn)) {
@@ -997,12 +1066,14 @@ static int own_round(wm_part_t *p, apply_ctx_t *ac, const char *what,
 
 static int timers_work(apply_ctx_t *ac, bool *more)
 {
-    return wm__jrt_fire_timers(&ac->jtx, WM_TIMERS_PER_TXN, more);
+    int rc = wm__jrt_fire_timers(&ac->jtx, WM_TIMERS_PER_TXN, more);
+    return rc ? rc : drain_segment_events(ac);
 }
 
 static int audience_work(apply_ctx_t *ac, bool *more)
 {
-    return wm__aud_background(&ac->atx, WM_AUD_BACKGROUND_USERS, more);
+    int rc = wm__aud_background(&ac->atx, WM_AUD_BACKGROUND_USERS, more);
+    return rc ? rc : drain_segment_events(ac);
 }
 
 /* Fires one batch of due timers. The writer loop comes back here while more
@@ -1185,6 +1256,8 @@ void wm__part_close(wm_part_t *p)
     fail_jobs(p->head, WM_ECLOSED);
     wm__jrt_close(p->jrt);
     wm__aud_close(p->aud);
+    drop_segment_events(p);
+    wm_free(p->seg_events);
     wm_names_close(p->names);
     if (p->env) {
         mdb_env_sync(p->env, 1);

@@ -67,6 +67,10 @@ typedef struct wm_part {
     wm_jrt_t *jrt;              /* journey runtime of this partition */
     wm_aud_t *aud;              /* audience runtime (tags, segments) of this partition */
     uint64_t ops_after;         /* op-queue keys up to this were handed to the log */
+    /* segment events of the current record, for the journeys once the
+     * audience has settled (writer thread only) */
+    struct wm_seg_event *seg_events;
+    uint32_t n_seg_events, cap_seg_events;
     bool timers_woken;          /* the clock moved: recompute the timer wait */
 } wm_part_t;
 

@@ -293,9 +293,9 @@ int wm__rt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const ch
 }
 
 int wm__jrt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const char *event,
-                     const char *props_json)
+                     const char *props_json, bool business)
 {
-    return wm__rt_op_event(t, user_id, project, event, props_json, true);
+    return wm__rt_op_event(t, user_id, project, event, props_json, business);
 }
 
 int wm__jrt_pending_ops(wm_jrt_t *rt, uint64_t *after, uint32_t max,
@@ -1470,8 +1470,27 @@ int wm__jrt_on_event(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len
     return wm__jrt_on_event_parsed(t, user_id, event, pos, is_op);
 }
 
+static int on_event(wm_jtx_t *t, uint64_t user_id, const wm_json_t *event, const wm_log_pos_t *pos,
+                    bool is_op, bool count);
+
 int wm__jrt_on_event_parsed(wm_jtx_t *t, uint64_t user_id, const wm_json_t *event, const wm_log_pos_t *pos,
                             bool is_op)
+{
+    return on_event(t, user_id, event, pos, is_op, true);
+}
+
+int wm__jrt_on_event_now(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len)
+{
+    wm_json_t *event;
+    wm_json_error_t je;
+    char *copy = wm_arena_strndup(t->arena, json, len);
+    if (!copy || wm_json_parse(t->arena, copy, len, &event, &je))
+        return 0;
+    return on_event(t, user_id, event, NULL, false, false);
+}
+
+static int on_event(wm_jtx_t *t, uint64_t user_id, const wm_json_t *event, const wm_log_pos_t *pos,
+                    bool is_op, bool count)
 {
     const wm_jsnapshot_t *s = wm__jreg_snapshot(t->rt->reg);
     if (!s)
@@ -1482,8 +1501,8 @@ int wm__jrt_on_event_parsed(wm_jtx_t *t, uint64_t user_id, const wm_json_t *even
     if (!name || !project)
         return 0;
     const wm_json_t *profile = wm__rt_profile(t, user_id);
-    int rc = update_counters(t, s, user_id, event, name,
-                             tm && tm->is_int ? tm->i64 : t->now_ms, profile);
+    int rc = count ? update_counters(t, s, user_id, event, name, tm && tm->is_int ? tm->i64 : t->now_ms, profile)
+                   : 0;
     if (rc || is_op)
         return rc;
     /* an unsubscribe sent by an app or a provider (SMS "R" reply) withdraws

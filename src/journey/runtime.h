@@ -179,11 +179,16 @@ int64_t wm__jrt_next_due(wm_jrt_t *rt);
 /* A command record (JSON {"cmd":...}) routed to this partition. */
 int wm__jrt_on_command(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len);
 
-/* Queues a business operational event of the user (it reaches the log after
- * the txn commits and then drives journeys like any event): used for
- * $SegmentEntered / $SegmentExited. props_json: properties object text. */
+/* Queues an operational event of the user (it reaches the log after the
+ * txn commits). business: journeys react to it when it is applied; else it
+ * is bookkeeping (history, counters). props_json: properties object text. */
 int wm__jrt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const char *event,
-                     const char *props_json);
+                     const char *props_json, bool business);
+/* An event (stored record form text) that journeys react to now, in this
+ * txn, without counting it (its bookkeeping copy counts when it is applied):
+ * $SegmentEntered / $SegmentExited start and move journeys in the same
+ * transaction as the membership change. */
+int wm__jrt_on_event_now(wm_jtx_t *t, uint64_t user_id, const char *json, size_t len);
 
 /* Op events queued in committed transactions and not yet appended to the
  * log: calls emit(ctx, payload, len) for at most max of them (payload = full
