@@ -631,6 +631,19 @@ static int validate(wm_engine_t *e, const char *project, const wm_json_t *def, b
     wm_journey_error_t errs[64];
     uint32_t n_errs = 0;
     rc = wm_journey_compile(def, &refs, &j, errs, 64, &n_errs);
+    /* a segment entry must name a segment of the project (the canvas offers
+     * the list; a typo would leave the journey without entries) */
+    const char *seg = j ? j->entry.segment : NULL;
+    wm__aud_row_t srow;
+    if (rc == 0 && seg && wm__catalog_aud_get(e->catalog, "segment", project, seg, &srow) == 0) {
+        wm_free(srow.draft);
+    } else if (rc == 0 && seg) {
+        wm_journey_error_t *er = &errs[n_errs++];
+        memset(er, 0, sizeof *er);
+        snprintf(er->field, sizeof er->field, "entry.segment");
+        snprintf(er->msg, sizeof er->msg, "no segment '%.120s' in this project", seg);
+        rc = WM_EINVAL;
+    }
     *valid = rc == 0;
     wm_buf_printf(out, "{\"valid\":%s", *valid ? "true" : "false");
     if (*valid)

@@ -317,6 +317,11 @@ def test_imports_lists_journeys():
                  "nodes": [{"id": "t", "type": "set_tag", "tag": "y" * 70, "next": "e"}, {"id": "e", "type": "exit"}]}
             st, b = srv.api("POST", "/api/v1/journeys/validate", j)
             check(st == 200 and not b["valid"], "a journey's set_tag key follows the tag key rule", b)
+            st, b = srv.api("POST", "/api/v1/journeys/validate",
+                            {"key": "seg_typo", "name": "typo", "entry": {"segment": "no_such_segment"},
+                             "nodes": [{"id": "e", "type": "exit"}]})
+            check(st == 200 and not b["valid"] and b["errors"][0]["field"] == "entry.segment",
+                  "a segment entry names a segment of the project", b)
             st, _ = srv.api("GET", "/readyz")
             check(st == 200, "still ready")
             # static list, algebra, export
