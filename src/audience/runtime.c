@@ -480,6 +480,54 @@ static const wm_json_t *env_item(void *ctx, const char *type, const char *id)
     return v;
 }
 
+/* A stored tag value (a_tag):
+ *   u8 1 | u8 flags (1 share, 2 source) | i64 changed_ms | i64 aux_ms
+ *   [f64 share] [u8 n, n bytes source] | the value as JSON text
+ * Stores written before this form hold the JSON object
+ * {"v":..,"t":..,"a":..[,"s":..][,"src":..]}, read as it is. Either way the
+ * answer is that object, built in the arena. */
+#define TAG_REC_FORMAT 1
+#define TAG_REC_HEAD 18
+
+static const wm_json_t *tag_decode(wm_arena_t *a, const void *data, size_t len)
+{
+    const unsigned char *b = data;
+    if (!len || b[0] == '{')
+        return parse_copy(a, data, len);
+    if (len < TAG_REC_HEAD || b[0] != TAG_REC_FORMAT)
+        return NULL;
+    uint8_t flags = b[1];
+    int64_t t, aux;
+    double share = 0;
+    memcpy(&t, b + 2, 8);
+    memcpy(&aux, b + 10, 8);
+    size_t off = TAG_REC_HEAD, srcl = 0;
+    const char *src = NULL;
+    if (flags & 1) {
+        if (len < off + 8)
+            return NULL;
+        memcpy(&share, b + off, 8);
+        off += 8;
+    }
+    if (flags & 2) {
+        if (len < off + 1 || len < off + 1 + b[off])
+            return NULL;
+        srcl = b[off];
+        src = (const char *)b + off + 1;
+        off += 1 + srcl;
+    }
+    wm_json_t *o = wm_json_new(a, WM_JSON_OBJECT);
+    wm_json_t *v = parse_copy(a, b + off, len - off);
+    if (!o || !v || wm_json_append(a, o, "v", v) || wm_json_append(a, o, "t", wm_json_new_int(a, t)) ||
+        wm_json_append(a, o, "a", wm_json_new_int(a, aux)))
+        return NULL;
+    if ((flags & 1) && wm_json_append(a, o, "s", wm_json_new_num(a, share)))
+        return NULL;
+    if ((flags & 2) && wm_json_append(a, o, "src", wm_json_new_str(a, src, srcl)))
+        return NULL;
+    return o;
+}
+
 static const wm_json_t *tag_record(wm_atx_t *t, uint64_t user_id, const char *key)
 {
     unsigned char kb[8 + WM_AUD_KEY_MAX + 1];
@@ -491,7 +539,7 @@ static const wm_json_t *tag_record(wm_atx_t *t, uint64_t user_id, const char *ke
     MDB_val k = {8 + kl, kb}, v;
     if (mdb_get(t->txn, t->rt->tag, &k, &v))
         return NULL;
-    return parse_copy(t->arena, v.mv_data, v.mv_size);
+    return tag_decode(t->arena, v.mv_data, v.mv_size);
 }
 
 const wm_json_t *wm__aud_tag_get(wm_atx_t *t, uint64_t user_id, const char *key)
@@ -533,7 +581,7 @@ int wm__aud_tags_object(wm_atx_t *t, uint64_t user_id, wm_buf_t *out)
     bool first = true;
     wm_buf_putc(out, '{');
     while (rc == 0 && k.mv_size > 8 && wm_get_be64(k.mv_data) == user_id) {
-        const wm_json_t *val = wm_json_get(parse_copy(t->arena, v.mv_data, v.mv_size), "v");
+        const wm_json_t *val = wm_json_get(tag_decode(t->arena, v.mv_data, v.mv_size), "v");
         if (val && val->type != WM_JSON_NULL) {
             if (!first)
                 wm_buf_putc(out, ',');
@@ -794,21 +842,31 @@ static int tag_store(uctx_t *u, const wm_atag_t *tg, const wm_json_t *value, int
     } else {
         const wm_json_t *ot = wm_json_get(old, "t");
         int64_t changed_ms = same_value && ot && ot->is_int ? ot->i64 : t->now_ms;
+        size_t srcl = source ? strlen(source) : 0;
+        if (srcl > 255)
+            srcl = 255;
+        unsigned char head[TAG_REC_HEAD + 8 + 256];
+        size_t hl = TAG_REC_HEAD;
+        head[0] = TAG_REC_FORMAT;
+        head[1] = (unsigned char)((has_share ? 1 : 0) | (source ? 2 : 0));
+        memcpy(head + 2, &changed_ms, 8);
+        memcpy(head + 10, &aux_ms, 8);
+        if (has_share) {
+            memcpy(head + hl, &share, 8);
+            hl += 8;
+        }
+        if (source) {
+            head[hl++] = (unsigned char)srcl;
+            memcpy(head + hl, source, srcl);
+            hl += srcl;
+        }
         wm_buf_t rec;
         wm_buf_init(&rec, 0);
-        wm_buf_puts(&rec, "{\"v\":");
+        wm_buf_append(&rec, head, hl);
         if (nv.len)
             wm_buf_append(&rec, nv.data, nv.len);
         else
             wm_buf_puts(&rec, "null");
-        wm_buf_printf(&rec, ",\"t\":%lld,\"a\":%lld", (long long)changed_ms, (long long)aux_ms);
-        if (has_share)
-            wm_buf_printf(&rec, ",\"s\":%.4f", share);
-        if (source) {
-            wm_buf_puts(&rec, ",\"src\":");
-            wm_buf_json_str(&rec, source, strlen(source));
-        }
-        wm_buf_putc(&rec, '}');
         MDB_val v = {rec.len, rec.data};
         rc = rec.err ? WM_ENOMEM : mdb_rc(mdb_put(t->txn, t->rt->tag, &k, &v, 0));
         wm_buf_release(&rec);
@@ -2064,7 +2122,7 @@ int wm__aud_user_json(wm_aud_t *a, uint64_t user_id, wm_buf_t *out)
         wm_arena_t arena;
         wm_arena_init(&arena, 4096);
         while (rc == 0 && k.mv_size > 8 && wm_get_be64(k.mv_data) == user_id) {
-            const wm_json_t *rec = parse_copy(&arena, v.mv_data, v.mv_size);
+            const wm_json_t *rec = tag_decode(&arena, v.mv_data, v.mv_size);
             const wm_json_t *val = wm_json_get(rec, "v");
             const wm_json_t *tm = wm_json_get(rec, "t");
             const wm_json_t *sh = wm_json_get(rec, "s");

@@ -15,7 +15,7 @@
  * exactly once (through the host's op queue).
  *
  * Stored in the partition's LMDB env:
- *   a_tag      user u64be | tag key            -> {"v":value,"t":changed_ms,"a":aux_ms[,"s":share]}
+ *   a_tag      user u64be | tag key            -> changed_ms, aux_ms, share?, source?, value (tag_decode)
  *   a_tagidx   project \0 tag key \0 user u64be -> value JSON (distribution, listing)
  *   a_taghist  user u64be | tag key \0 | time  -> value JSON or null (history)
  *   a_cnt      spec hash u64be | user u64be    -> daily buckets (rules/buckets.c)
