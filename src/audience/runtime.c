@@ -2103,6 +2103,18 @@ static int read_txn(wm_aud_t *a, MDB_txn **txn)
     return mdb_txn_begin(a->env, NULL, MDB_RDONLY, txn) ? WM_EIO : 0;
 }
 
+/* A read-only transaction and a cursor on dbi; 0 or WM_EIO (nothing open). */
+static int read_cursor(wm_aud_t *a, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **c)
+{
+    if (read_txn(a, txn))
+        return WM_EIO;
+    if (mdb_cursor_open(*txn, dbi, c)) {
+        mdb_txn_abort(*txn);
+        return WM_EIO;
+    }
+    return 0;
+}
+
 int wm__aud_user_json(wm_aud_t *a, uint64_t user_id, wm_buf_t *out)
 {
     MDB_txn *txn;
@@ -2207,12 +2219,8 @@ int wm__aud_tag_at(wm_aud_t *a, uint64_t user_id, const char *key, int64_t at_ms
         return WM_EINVAL;
     MDB_txn *txn;
     MDB_cursor *c;
-    if (read_txn(a, &txn))
+    if (read_cursor(a, a->taghist, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, a->taghist, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     unsigned char kb[8 + WM_AUD_KEY_MAX + 1 + 8];
     size_t pl = hist_prefix(kb, user_id, key);
     /* the last change at or before at_ms: seek past it, step back */
@@ -2235,12 +2243,8 @@ int wm__aud_tag_history(wm_aud_t *a, uint64_t user_id, const char *key, wm_buf_t
         return WM_EINVAL;
     MDB_txn *txn;
     MDB_cursor *c;
-    if (read_txn(a, &txn))
+    if (read_cursor(a, a->taghist, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, a->taghist, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     unsigned char kb[8 + WM_AUD_KEY_MAX + 1 + 8];
     size_t pl = hist_prefix(kb, user_id, key);
     /* the newest WM_AUD_HISTORY_MAX changes, listed oldest first: find where
@@ -2461,12 +2465,8 @@ int wm__aud_rec_bought(wm_aud_t *a, uint64_t user_id, int (*cb)(void *ctx, const
 {
     MDB_txn *txn;
     MDB_cursor *c;
-    if (read_txn(a, &txn))
+    if (read_cursor(a, a->rec, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, a->rec, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     unsigned char uk[9];
     uk[0] = 'u';
     wm_put_be64(uk + 1, user_id);
@@ -2498,12 +2498,8 @@ int wm__aud_rec_counts(wm_aud_t *a, const char *project, const char *type, const
         pb[pl++] = 0;
     MDB_txn *txn;
     MDB_cursor *c;
-    if (read_txn(a, &txn))
+    if (read_cursor(a, a->rec, &txn, &c))
         return WM_EIO;
-    if (mdb_cursor_open(txn, a->rec, &c)) {
-        mdb_txn_abort(txn);
-        return WM_EIO;
-    }
     MDB_val k = {pl, pb}, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), rc = 0;
     while (mrc == 0 && !rc && k.mv_size > pl && k.mv_size - pl <= 128 && !memcmp(k.mv_data, pb, pl)) {
