@@ -338,6 +338,13 @@ static int index_keys(wm_asnap_t *s)
 {
     char buf[512];
     int rc = 0;
+    s->seg_ix_by_id = wm_malloc((s->max_seg_id + 1) * sizeof *s->seg_ix_by_id);
+    if (!s->seg_ix_by_id)
+        return WM_ENOMEM;
+    for (uint32_t i = 0; i <= s->max_seg_id; i++)
+        s->seg_ix_by_id[i] = -1;
+    for (uint32_t i = 0; i < s->n_segs; i++)
+        s->seg_ix_by_id[s->segs[i]->id] = (int32_t)i;
     wm_strmap_init(&s->tag_by_key);
     wm_strmap_init(&s->seg_by_key);
     for (uint32_t i = 0; i < s->n_tags && !rc; i++) {
@@ -430,6 +437,7 @@ static void snap_free(wm_asnap_t *s)
     wm_strmap_release(&s->by_event);
     wm_strmap_release(&s->tag_by_key);
     wm_strmap_release(&s->seg_by_key);
+    wm_free(s->seg_ix_by_id);
     wm_free(s->tags);
     wm_free(s->segs);
     wm_free(s->specs);
@@ -533,10 +541,9 @@ const wm_aseg_t *wm__areg_seg(const wm_asnap_t *s, const char *project, const ch
 
 const wm_aseg_t *wm__areg_seg_id(const wm_asnap_t *s, uint32_t id)
 {
-    for (uint32_t i = 0; s && i < s->n_segs; i++)
-        if (s->segs[i]->id == id)
-            return s->segs[i];
-    return NULL;
+    if (!s || !s->seg_ix_by_id || id > s->max_seg_id || s->seg_ix_by_id[id] < 0)
+        return NULL;
+    return s->segs[s->seg_ix_by_id[id]];
 }
 
 const wm_adeps_t *wm__areg_event_deps(const wm_asnap_t *s, const char *event)

@@ -331,7 +331,6 @@ void wm__atx_release(wm_atx_t *t)
  * several definitions, and every segment checks the user's memberships. */
 #define UC_AGGS 32
 #define UC_TAGS 32
-#define UC_MEMBERS 128
 
 typedef struct uc_agg {
     const wm_counter_spec_t *spec;
@@ -344,19 +343,14 @@ typedef struct uc_tag {
     const wm_json_t *rec;           /* the stored record, NULL = none */
 } uc_tag_t;
 
-typedef struct uc_mem {
-    uint32_t id;
-    int64_t since;
-} uc_mem_t;
 
 typedef struct ucache {
     uc_agg_t aggs[UC_AGGS];
     uint32_t n_aggs;
     uc_tag_t tags[UC_TAGS];
     uint32_t n_tags;
-    uc_mem_t mem[UC_MEMBERS];
-    uint32_t n_mem;
-    bool mem_loaded, mem_overflow;
+    int64_t *since;             /* by snapshot segment index, 0 = not a member */
+    bool mem_loaded;
 } ucache_t;
 
 typedef struct uctx {
@@ -616,14 +610,20 @@ static int64_t useg_since(MDB_txn *txn, MDB_dbi dbi, uint64_t user_id, uint32_t 
     return since ? since : 1;
 }
 
-/* All memberships of the user in one range read (a_useg user prefix). */
+/* All memberships of the user in one range read (a_useg user prefix), by
+ * segment index. */
 static void members_load(uctx_t *u)
 {
     ucache_t *c = u->cache;
+    const wm_asnap_t *s = u->t->snap;
     c->mem_loaded = true;
+    c->since = wm_arena_alloc(u->t->arena, (s->n_segs + 1) * sizeof *c->since);
+    if (!c->since)
+        return;
+    memset(c->since, 0, (s->n_segs + 1) * sizeof *c->since);
     MDB_cursor *cur;
     if (mdb_cursor_open(u->t->txn, u->t->rt->useg, &cur)) {
-        c->mem_overflow = true;
+        c->since = NULL;
         return;
     }
     unsigned char kb[8];
@@ -631,14 +631,13 @@ static void members_load(uctx_t *u)
     MDB_val k = {8, kb}, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size == 12 && wm_get_be64(k.mv_data) == u->user_id) {
-        if (c->n_mem == UC_MEMBERS) {
-            c->mem_overflow = true;
-            break;
+        uint32_t id = get_be32((const unsigned char *)k.mv_data + 8);
+        if (id <= s->max_seg_id && s->seg_ix_by_id[id] >= 0) {
+            int64_t since = 1;
+            if (v.mv_size >= 8)
+                memcpy(&since, v.mv_data, 8);
+            c->since[s->seg_ix_by_id[id]] = since ? since : 1;
         }
-        int64_t since = 1;
-        if (v.mv_size >= 8)
-            memcpy(&since, v.mv_data, 8);
-        c->mem[c->n_mem++] = (uc_mem_t){get_be32((const unsigned char *)k.mv_data + 8), since ? since : 1};
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
@@ -647,35 +646,20 @@ static void members_load(uctx_t *u)
 static int64_t member_since_u(uctx_t *u, uint32_t id)
 {
     ucache_t *c = u->cache;
-    if (!c || (c->mem_loaded && c->mem_overflow))
-        return useg_since(u->t->txn, u->t->rt->useg, u->user_id, id);
-    if (!c->mem_loaded)
+    const wm_asnap_t *s = u->t->snap;
+    if (c && !c->mem_loaded)
         members_load(u);
-    if (c->mem_overflow)
+    if (!c || !c->since || id > s->max_seg_id || s->seg_ix_by_id[id] < 0)
         return useg_since(u->t->txn, u->t->rt->useg, u->user_id, id);
-    for (uint32_t i = 0; i < c->n_mem; i++)
-        if (c->mem[i].id == id)
-            return c->mem[i].since;
-    return 0;
+    return c->since[s->seg_ix_by_id[id]];
 }
 
 static void member_cache_set(uctx_t *u, uint32_t id, int64_t since)
 {
     ucache_t *c = u->cache;
-    if (!c || !c->mem_loaded || c->mem_overflow)
-        return;
-    for (uint32_t i = 0; i < c->n_mem; i++)
-        if (c->mem[i].id == id) {
-            if (since)
-                c->mem[i].since = since;
-            else
-                c->mem[i] = c->mem[--c->n_mem];
-            return;
-        }
-    if (since && c->n_mem < UC_MEMBERS)
-        c->mem[c->n_mem++] = (uc_mem_t){id, since};
-    else if (since)
-        c->mem_overflow = true;
+    const wm_asnap_t *s = u->t->snap;
+    if (c && c->since && id <= s->max_seg_id && s->seg_ix_by_id[id] >= 0)
+        c->since[s->seg_ix_by_id[id]] = since;
 }
 
 static bool env_in_segment(void *ctx, const char *key)
@@ -1325,7 +1309,12 @@ static int op_segment(uctx_t *u, const wm_aseg_t *g, bool entered, const char *r
         wm_buf_puts(&b, ",\"segment_name\":");
         wm_buf_json_str(&b, g->def->name, strlen(g->def->name));
     }
-    wm_buf_printf(&b, ",\"segment_id\":%u,\"segment_version\":%u,\"reason\":", g->id, g->version);
+    /* no printf on this path: every membership change comes through here */
+    wm_buf_puts(&b, ",\"segment_id\":");
+    wm_buf_put_i64(&b, g->id);
+    wm_buf_puts(&b, ",\"segment_version\":");
+    wm_buf_put_i64(&b, g->version);
+    wm_buf_puts(&b, ",\"reason\":");
     wm_buf_json_str(&b, reason, strlen(reason));
     wm_buf_putc(&b, '}');
     int rc = b.err ? WM_ENOMEM
@@ -1469,8 +1458,9 @@ static int uctx_init(uctx_t *u, wm_atx_t *t, uint64_t user_id, const char *proje
     u->cache = wm_arena_alloc(t->arena, sizeof *u->cache);
     if (!u->tag_dirty || !u->seg_dirty || !u->cache)
         return WM_ENOMEM;
-    u->cache->n_aggs = u->cache->n_tags = u->cache->n_mem = 0;
-    u->cache->mem_loaded = u->cache->mem_overflow = false;
+    u->cache->n_aggs = u->cache->n_tags = 0;
+    u->cache->since = NULL;
+    u->cache->mem_loaded = false;
     memset(u->tag_dirty, 0, s->n_tags + 1);
     memset(u->seg_dirty, 0, s->n_segs + 1);
     return 0;

@@ -88,6 +88,7 @@ typedef struct wm_asnap {
     uint32_t n_deps;
     uint32_t max_seg_id;
     bool clock_work;            /* some definition moves with the clock */
+    int32_t *seg_ix_by_id;      /* segment id -> index into segs, -1 (max_seg_id + 1 entries) */
     wm_strmap_t tag_by_key;     /* project \0 key -> index into tags */
     wm_strmap_t seg_by_key;     /* project \0 key -> index into segs */
     struct wm_asnap *older;

@@ -272,12 +272,20 @@ int wm__rt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const ch
         .from_hw = ++rt->next_op,
     };
     wm_buf_append(&b, &h, sizeof h);
-    wm_buf_printf(&b, "{\"type\":\"track\",\"event\":\"%s\",\"distinct_id\":\"$user:%llu\",\"time\":%lld,"
-                      "\"project\":",
-                  event, (unsigned long long)user_id, (long long)t->now_ms);
+    /* built without printf: segment and journey op events are many */
+    wm_buf_puts(&b, "{\"type\":\"track\",\"event\":\"");
+    wm_buf_puts(&b, event);
+    wm_buf_puts(&b, "\",\"distinct_id\":\"$user:");
+    wm_buf_put_i64(&b, (int64_t)user_id);
+    wm_buf_puts(&b, "\",\"time\":");
+    wm_buf_put_i64(&b, t->now_ms);
+    wm_buf_puts(&b, ",\"project\":");
     wm_buf_json_str(&b, project, strlen(project));
-    wm_buf_printf(&b, ",\"receive_time\":%lld,\"lib\":{\"$lib\":\"waymark\"},\"properties\":%s}",
-                  (long long)t->now_ms, props_json ? props_json : "{}");
+    wm_buf_puts(&b, ",\"receive_time\":");
+    wm_buf_put_i64(&b, t->now_ms);
+    wm_buf_puts(&b, ",\"lib\":{\"$lib\":\"waymark\"},\"properties\":");
+    wm_buf_puts(&b, props_json ? props_json : "{}");
+    wm_buf_putc(&b, '}');
     int rc = b.err;
     if (!rc) {
         unsigned char kb[8];
