@@ -785,6 +785,8 @@ static int migrate_journey_tags(wm_part_t *p)
     drop_segment_events(p); /* moved values, not news: no journey reacts */
     if (!rc)
         rc = mdb_drop(txn, old, 1) ? WM_EIO : 0;
+    if (!rc)
+        rc = wm__jtx_precommit(&ac.jtx);
     if (rc || mdb_txn_commit(txn)) {
         if (rc)
             mdb_txn_abort(txn);
@@ -849,7 +851,8 @@ static int replay(wm_part_t *p)
         rc = 0;
         replayed++;
         if (++in_txn >= WM_REPLAY_TXN_RECORDS || pos.seq == last) {
-            if ((rc = put_applied(p, ac.txn, pos.seq)) || (rc = mdb_txn_commit(ac.txn))) {
+            if ((rc = put_applied(p, ac.txn, pos.seq)) || (rc = wm__jtx_precommit(&ac.jtx)) ||
+                (rc = mdb_txn_commit(ac.txn))) {
                 ac.txn = NULL;
                 tx_aborted(&ac);
                 rc = WM_EIO;
@@ -1014,7 +1017,7 @@ static int apply_round(wm_part_t *p, apply_ctx_t *ac, wm_job_t *jobs, const wm_l
     }
     if (!k)
         goto abort;
-    if ((rc = put_applied(p, ac->txn, pos[k - 1].seq)))
+    if ((rc = put_applied(p, ac->txn, pos[k - 1].seq)) || (rc = wm__jtx_precommit(&ac->jtx)))
         goto abort;
     rc = mdb_txn_commit(ac->txn);
     ac->txn = NULL;
@@ -1050,6 +1053,8 @@ static int own_round(wm_part_t *p, apply_ctx_t *ac, const char *what,
     wm_arena_reset(&ac->jarena);
     tx_begin(ac);
     rc = work(ac, &more);
+    if (!rc)
+        rc = wm__jtx_precommit(&ac->jtx);
     if (rc) {
         mdb_txn_abort(ac->txn);
         tx_aborted(ac);

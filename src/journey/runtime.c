@@ -293,11 +293,15 @@ int wm__rt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const ch
         MDB_val k = {8, kb}, v = {b.len, b.data};
         rc = mdb_put(t->txn, rt->ops, &k, &v, 0) ? WM_EIO : 0;
     }
-    if (!rc)
-        rc = meta_put(t->txn, rt->meta, "next_op", rt->next_op);
+    /* next_op is stored once per transaction (wm__jtx_precommit) */
     wm_buf_release(&b);
     t->ops_written = true;
     return rc;
+}
+
+int wm__jtx_precommit(wm_jtx_t *t)
+{
+    return t->ops_written ? meta_put(t->txn, t->rt->meta, "next_op", t->rt->next_op) : 0;
 }
 
 int wm__jrt_op_event(wm_jtx_t *t, uint64_t user_id, const char *project, const char *event,

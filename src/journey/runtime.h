@@ -156,6 +156,9 @@ typedef struct wm_jtx {
 } wm_jtx_t;
 
 void wm__jtx_begin(wm_jtx_t *t, wm_jrt_t *rt, MDB_txn *txn, wm_arena_t *a, int64_t now_ms);
+/* Before the txn commits: stores what the runtime keeps once per txn (the
+ * op queue's next key). Returns 0 or an error (then abort). */
+int wm__jtx_precommit(wm_jtx_t *t);
 /* After the txn committed: hands the txn's messages to the dispatcher. */
 void wm__jtx_committed(wm_jtx_t *t);
 /* After an abort: forgets them. */
