@@ -183,6 +183,11 @@
  * may move a segment that starts a journey that sets a tag ...; past this
  * the events stay in the history only (a definition cycle, not a customer). */
 #define WM_SEGMENT_EVENTS_PER_RECORD 256
+/* Recommendation catalogues (project x item type) kept, and how long one
+ * serves before it is read again: new products and popularity show within
+ * 5 s, and a campaign's messages do not each read the whole catalogue. */
+#define WM_REC_CATALOGS_MAX 8
+#define WM_REC_CATALOG_TTL_US 5000000
 /* Customers a preview samples. */
 #define WM_AUD_SAMPLE 20
 

@@ -242,6 +242,7 @@ int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out)
         goto fail;
     if ((rc = wm__areg_open(e->catalog, &e->areg)))
         goto fail;
+    pthread_mutex_init(&e->rec_mu, NULL);
     wm_identity_opts_t io = {.dir = opts->data_dir, .nosync = true};
     if ((rc = wm_identity_open(&io, &e->identity)))
         goto fail;
@@ -303,6 +304,7 @@ void wm_engine_close(wm_engine_t *e)
         wm__part_close(e->parts[i]);
     wm_free(e->parts);
     wm__engine_journeys_free(e);
+    wm__engine_rec_free(e);
     wm__areg_close(e->areg);
     if (e->identity) {
         wm_identity_sync(e->identity);

@@ -1287,6 +1287,77 @@ static const char *risk_text(char *buf, size_t cap, char prefix, int level)
     return buf;
 }
 
+/* The candidates of a (project, item type) with their popularity, read from
+ * every partition and kept for WM_REC_CATALOG_TTL_US: a message whose
+ * template says {{recommend...}} or an advisor lead would otherwise read the
+ * whole catalogue on the partition's apply path. Guarded by e->rec_mu,
+ * which is held while a recommendation uses the catalogue. */
+typedef struct wm__rec_catalog {
+    char project[64], type[64];
+    int64_t built_us;
+    wm_arena_t arena;
+    rec_ctx_t rc;               /* items, item_ix, buyers; nothing per customer */
+} rec_catalog_t;
+
+static void catalog_release(rec_catalog_t *c)
+{
+    wm_free(c->rc.items);
+    wm_strmap_release(&c->rc.item_ix);
+    wm_arena_release(&c->arena);
+    memset(c, 0, sizeof *c);
+}
+
+void wm__engine_rec_free(wm_engine_t *e)
+{
+    for (uint32_t i = 0; i < WM_REC_CATALOGS_MAX; i++)
+        if (e->rec_catalogs[i])
+            catalog_release(e->rec_catalogs[i]), wm_free(e->rec_catalogs[i]);
+}
+
+/* The catalogue of (project, type), rebuilt when missing or older than the
+ * TTL. Called with e->rec_mu held. */
+static int catalog_get(wm_engine_t *e, const char *project, const char *type, rec_catalog_t **out)
+{
+    int64_t now = mono_us();
+    rec_catalog_t *slot = NULL, *oldest = NULL;
+    for (uint32_t i = 0; i < WM_REC_CATALOGS_MAX; i++) {
+        rec_catalog_t *c = e->rec_catalogs[i];
+        if (!c) {
+            if (!(c = e->rec_catalogs[i] = wm_calloc(1, sizeof *c)))
+                return WM_ENOMEM;
+        }
+        if (c->built_us && !strcmp(c->project, project) && !strcmp(c->type, type)) {
+            slot = c;
+            break;
+        }
+        if (!oldest || !c->built_us || c->built_us < oldest->built_us)
+            oldest = c;
+    }
+    if (slot && now - slot->built_us < WM_REC_CATALOG_TTL_US) {
+        *out = slot;
+        return 0;
+    }
+    rec_catalog_t *c = slot ? slot : oldest;
+    catalog_release(c);
+    snprintf(c->project, sizeof c->project, "%s", project);
+    snprintf(c->type, sizeof c->type, "%s", type);
+    wm_arena_init(&c->arena, 64 * 1024);
+    c->rc.a = &c->arena;
+    wm_strmap_init(&c->rc.item_ix);
+    int err = 0;
+    for (uint32_t i = 0; i < e->n_parts && !err; i++)
+        err = wm__part_items_each(e->parts[i], project, type, rec_item_cb, &c->rc);
+    for (uint32_t i = 0; i < e->n_parts && !err; i++)
+        err = wm__aud_rec_counts(e->parts[i]->aud, project, type, NULL, rec_pop_cb, &c->rc);
+    if (err) {
+        catalog_release(c);
+        return err;
+    }
+    c->built_us = now ? now : 1;
+    *out = c;
+    return 0;
+}
+
 int wm_engine_recommendations_json(wm_engine_t *e, const char *project, uint64_t user_id, const char *type,
                                    uint32_t n, bool include_held, wm_buf_t *out)
 {
@@ -1323,11 +1394,7 @@ int wm_engine_recommendations_json(wm_engine_t *e, const char *project, uint64_t
     }
     if (!err)
         err = wm__aud_rec_bought(up->aud, user_id, rec_bought_cb, &rc);
-    /* candidates, popularity, co-purchases: every partition */
-    for (uint32_t i = 0; i < e->n_parts && !err; i++)
-        err = wm__part_items_each(e->parts[i], project, type, rec_item_cb, &rc);
-    for (uint32_t i = 0; i < e->n_parts && !err; i++)
-        err = wm__aud_rec_counts(e->parts[i]->aud, project, type, NULL, rec_pop_cb, &rc);
+    /* co-purchases of what the customer holds: every partition */
     for (uint32_t h = 0; h < rc.n_held && !err; h++) {
         rc.co_from = rc.held[h];
         for (uint32_t i = 0; i < e->n_parts && !err; i++)
@@ -1345,8 +1412,13 @@ int wm_engine_recommendations_json(wm_engine_t *e, const char *project, uint64_t
     }
     wm_rec_result_t res[WM_REC_MAX];
     uint32_t nres = 0;
+    /* the candidates and their popularity: the shared catalogue */
+    pthread_mutex_lock(&e->rec_mu);
+    rec_catalog_t *cat = NULL;
+    if (!err)
+        err = catalog_get(e, project, type, &cat);
     if (!err) {
-        wm_rec_input_t in = {.items = rc.items, .n_items = rc.n_items, .views = rc.views, .n_views = rc.n_views,
+        wm_rec_input_t in = {.items = cat->rc.items, .n_items = cat->rc.n_items, .views = rc.views, .n_views = rc.n_views,
                              .held = rc.held, .n_held = rc.n_held, .co = rc.co, .n_co = rc.n_co,
                              .user_risk = user_risk, .include_held = include_held, .n = n, .now_ms = now};
         err = wm_recommend(&in, res, &nres);
@@ -1361,7 +1433,7 @@ int wm_engine_recommendations_json(wm_engine_t *e, const char *project, uint64_t
             wm_buf_json_str(out, ur, strlen(ur));
         else
             wm_buf_puts(out, "null");
-        wm_buf_printf(out, ",\"candidates\":%u,\"recommendations\":[", rc.n_items);
+        wm_buf_printf(out, ",\"candidates\":%u,\"recommendations\":[", cat->rc.n_items);
         for (uint32_t i = 0; i < nres; i++) {
             char ib[8];
             const char *ir = risk_text(ib, sizeof ib, 'R', res[i].risk);
@@ -1385,6 +1457,7 @@ int wm_engine_recommendations_json(wm_engine_t *e, const char *project, uint64_t
         }
         wm_buf_puts(out, "]}");
     }
+    pthread_mutex_unlock(&e->rec_mu);
     wm_free(rc.items);
     wm_free(rc.held);
     wm_free(rc.co);

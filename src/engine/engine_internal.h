@@ -56,6 +56,8 @@ struct wm_engine {
 
     /* audience: published tags and segments */
     wm_areg_t *areg;
+    pthread_mutex_t rec_mu;         /* the recommendation catalogues */
+    struct wm__rec_catalog *rec_catalogs[WM_REC_CATALOGS_MAX];
 
     /* journeys */
     wm_jreg_t *jreg;
@@ -78,6 +80,9 @@ int wm__engine_journeys_start(wm_engine_t *e);     /* after partitions started *
 void wm__engine_journeys_close(wm_engine_t *e);    /* before partitions close */
 void wm__engine_journeys_free(wm_engine_t *e);      /* after partitions closed */
 void wm__engine_journey_metrics(wm_engine_t *e, wm_buf_t *out);
+/* engine_audience.c: frees the recommendation catalogues (at close). */
+void wm__engine_rec_free(wm_engine_t *e);
+
 /* Personal data (name, mobile, email, id numbers, address, bank card) is
  * shown masked to every role but admin: leads, member lists, exports. */
 bool wm__engine_is_pii(const char *key);
