@@ -1360,11 +1360,6 @@ static int member_set(uctx_t *u, const wm_aseg_t *g, bool in, const char *reason
     return rc;
 }
 
-static bool seg_member_now(uctx_t *u, const char *key)
-{
-    return env_in_segment(u, key);
-}
-
 static bool eval_segment(uctx_t *u, const wm_aseg_t *g)
 {
     const wm_segment_def_t *d = g->def;
@@ -1372,19 +1367,19 @@ static bool eval_segment(uctx_t *u, const wm_aseg_t *g)
     case WM_SEGMENT_RULE: return eval(u, d->cond);
     case WM_SEGMENT_UNION:
         for (uint32_t i = 0; i < d->n_operands; i++)
-            if (seg_member_now(u, d->operands[i]))
+            if (env_in_segment(u, d->operands[i]))
                 return true;
         return false;
     case WM_SEGMENT_INTERSECT:
         for (uint32_t i = 0; i < d->n_operands; i++)
-            if (!seg_member_now(u, d->operands[i]))
+            if (!env_in_segment(u, d->operands[i]))
                 return false;
         return d->n_operands > 0;
     case WM_SEGMENT_EXCEPT:
-        if (!d->n_operands || !seg_member_now(u, d->operands[0]))
+        if (!d->n_operands || !env_in_segment(u, d->operands[0]))
             return false;
         for (uint32_t i = 1; i < d->n_operands; i++)
-            if (seg_member_now(u, d->operands[i]))
+            if (env_in_segment(u, d->operands[i]))
                 return false;
         return true;
     default: return false;
@@ -2273,18 +2268,17 @@ int wm__aud_tag_history(wm_aud_t *a, uint64_t user_id, const char *key, wm_buf_t
     return out->err;
 }
 
-static int count_value(wm_strmap_t *counts, wm_arena_t *keys, const void *val, size_t len)
+/* The map copies its keys: the value text is counted as it is. */
+static int count_value(wm_strmap_t *counts, const void *val, size_t len)
 {
     uint64_t n = 0;
-    if (wm_strmap_get(counts, val, len, &n))
-        return wm_strmap_put(counts, val, len, n + 1);
-    char *copy = wm_arena_strndup(keys, val, len);
-    return copy ? wm_strmap_put(counts, copy, len, 1) : WM_ENOMEM;
+    wm_strmap_get(counts, val, len, &n);
+    return wm_strmap_put(counts, val, len, n + 1);
 }
 
 /* Current values: the a_tagidx prefix of (project, tag). */
 static int distribution_now(wm_aud_t *a, MDB_txn *txn, const char *project, const char *key,
-                            wm_strmap_t *counts, wm_arena_t *keys)
+                            wm_strmap_t *counts)
 {
     size_t pl = strlen(project), kl = strlen(key);
     unsigned char pb[256 + WM_AUD_KEY_MAX + 2];
@@ -2301,7 +2295,7 @@ static int distribution_now(wm_aud_t *a, MDB_txn *txn, const char *project, cons
     MDB_val k = {plen, pb}, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), rc = 0;
     while (mrc == 0 && !rc && k.mv_size == plen + 8 && !memcmp(k.mv_data, pb, plen)) {
-        rc = count_value(counts, keys, v.mv_data, v.mv_size);
+        rc = count_value(counts, v.mv_data, v.mv_size);
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
@@ -2312,7 +2306,7 @@ static int distribution_now(wm_aud_t *a, MDB_txn *txn, const char *project, cons
  * this partition (a full pass over the history; it answers a report, not
  * the apply path). */
 static int distribution_at(wm_aud_t *a, MDB_txn *txn, const char *project, const char *key,
-                           int64_t at_ms, wm_strmap_t *counts, wm_arena_t *keys)
+                           int64_t at_ms, wm_strmap_t *counts)
 {
     size_t kl = strlen(key);
     MDB_cursor *c, *uc;
@@ -2341,7 +2335,7 @@ static int distribution_at(wm_aud_t *a, MDB_txn *txn, const char *project, const
                 mrc = mrc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
                 if (mrc == 0 && k.mv_size == pl + 8 && !memcmp(k.mv_data, kb, pl) &&
                     !(v.mv_size == 4 && !memcmp(v.mv_data, "null", 4)))
-                    rc = count_value(counts, keys, v.mv_data, v.mv_size);
+                    rc = count_value(counts, v.mv_data, v.mv_size);
             }
         }
         urc = mdb_cursor_get(uc, &uk, &uv, MDB_NEXT);
@@ -2354,13 +2348,13 @@ static int distribution_at(wm_aud_t *a, MDB_txn *txn, const char *project, const
 }
 
 int wm__aud_tag_distribution(wm_aud_t *a, const char *project, const char *key, int64_t at_ms,
-                             wm_strmap_t *counts, wm_arena_t *keys)
+                             wm_strmap_t *counts)
 {
     MDB_txn *txn;
     if (read_txn(a, &txn))
         return WM_EIO;
-    int rc = at_ms > 0 ? distribution_at(a, txn, project, key, at_ms, counts, keys)
-                       : distribution_now(a, txn, project, key, counts, keys);
+    int rc = at_ms > 0 ? distribution_at(a, txn, project, key, at_ms, counts)
+                       : distribution_now(a, txn, project, key, counts);
     mdb_txn_abort(txn);
     return rc;
 }

@@ -193,7 +193,7 @@ int wm__aud_tag_at(wm_aud_t *a, uint64_t user_id, const char *key, int64_t at_ms
 int wm__aud_tag_history(wm_aud_t *a, uint64_t user_id, const char *key, wm_buf_t *out);
 /* Adds value-text -> count of a tag (now, or at at_ms when > 0) into counts. */
 int wm__aud_tag_distribution(wm_aud_t *a, const char *project, const char *key, int64_t at_ms,
-                             wm_strmap_t *counts, wm_arena_t *keys);
+                             wm_strmap_t *counts);
 /* Members of a segment: ORs this partition's bitmap into dst (a roaring_bitmap_t *). */
 void wm__aud_members_or(wm_aud_t *a, uint32_t seg_id, void *dst);
 uint64_t wm__aud_member_count(wm_aud_t *a, uint32_t seg_id);

@@ -743,11 +743,9 @@ int wm_engine_tag_distribution_json(wm_engine_t *e, const char *project, const c
 {
     wm_strmap_t counts;
     wm_strmap_init(&counts);
-    wm_arena_t keys;
-    wm_arena_init(&keys, 4096);
     int rc = 0;
     for (uint32_t i = 0; i < e->n_parts && !rc; i++)
-        rc = wm__aud_tag_distribution(e->parts[i]->aud, project, key, at_ms, &counts, &keys);
+        rc = wm__aud_tag_distribution(e->parts[i]->aud, project, key, at_ms, &counts);
     dist_item_t *items = rc ? NULL : wm_calloc(counts.count ? counts.count : 1, sizeof *items);
     uint32_t n = 0;
     uint64_t total = 0;
@@ -775,7 +773,6 @@ int wm_engine_tag_distribution_json(wm_engine_t *e, const char *project, const c
     }
     wm_free(items);
     wm_strmap_release(&counts);
-    wm_arena_release(&keys);
     return rc ? rc : out->err;
 }
 
