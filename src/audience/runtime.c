@@ -1566,37 +1566,32 @@ static int rec_on_buy(wm_atx_t *t, uint64_t user_id, const char *project, const 
 /* Whether an event feeds any definition, from its raw text: the event name
  * is read without parsing the record, and an event no counter, tag or
  * segment reads costs one lookup. */
-bool wm__aud_event_wanted(wm_aud_t *a, const char *json, size_t len)
+const char *wm__aud_raw_event_name(const char *json, size_t len, char *buf, size_t cap)
+{
+    const char *v;
+    size_t vl;
+    if (wm_json_find_member(json, len, "event", &v, &vl) || vl < 2 || v[0] != '"' || vl - 2 >= cap ||
+        memchr(v + 1, '\\', vl - 2))
+        return NULL;
+    memcpy(buf, v + 1, vl - 2);
+    buf[vl - 2] = 0;
+    return buf;
+}
+
+bool wm__aud_event_wanted(wm_aud_t *a, const char *name)
 {
     const wm_asnap_t *s = wm__areg_snapshot(a->reg);
     if (!s || (!s->n_tags && !s->n_segs))
         return false;
-    if (s->deps[0].n_tags)
-        return true; /* a first / last tag of every event */
-    const char *v;
-    size_t vl;
-    char name[256];
-    if (wm_json_find_member(json, len, "event", &v, &vl) || vl < 2 || v[0] != '"' || vl - 2 >= sizeof name ||
-        memchr(v + 1, '\\', vl - 2))
-        return true; /* unusual text: let the parse decide */
-    memcpy(name, v + 1, vl - 2);
-    name[vl - 2] = 0;
+    if (s->deps[0].n_tags || !name)
+        return true; /* a first / last tag of every event; unusual text: let the parse decide */
     const wm_adeps_t *d = wm__areg_event_deps(s, name);
     return d->n_tags || d->n_segs || d->n_specs;
 }
 
-/* Whether an event may matter to the recommendation index (before parsing). */
-bool wm__aud_rec_candidate(const char *json, size_t len)
+bool wm__aud_rec_candidate(const char *name)
 {
-    const char *v;
-    size_t vl;
-    char name[64];
-    if (!memmem(json, len, "\"fund_code\"", 11) || wm_json_find_member(json, len, "event", &v, &vl) || vl < 2 ||
-        v[0] != '"' || vl - 2 >= sizeof name)
-        return false;
-    memcpy(name, v + 1, vl - 2);
-    name[vl - 2] = 0;
-    return rec_buy_event(name);
+    return name && rec_buy_event(name);
 }
 
 int wm__aud_on_event_rec(wm_atx_t *t, uint64_t user_id, const wm_json_t *event)

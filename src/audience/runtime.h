@@ -158,8 +158,11 @@ void wm__atx_release(wm_atx_t *t);
 /* True when any tag or segment is published (else events cost nothing here). */
 bool wm__aud_active(wm_aud_t *a);
 
-/* Whether an event (raw stored record) feeds any tag, segment or counter. */
-bool wm__aud_event_wanted(wm_aud_t *a, const char *json, size_t len);
+/* The event name of a raw stored record, read without parsing it, into buf;
+ * NULL when the text is unusual (escapes, longer than cap): parse instead. */
+const char *wm__aud_raw_event_name(const char *json, size_t len, char *buf, size_t cap);
+/* Whether an event (its raw name, NULL = unknown) feeds any tag, segment or counter. */
+bool wm__aud_event_wanted(wm_aud_t *a, const char *name);
 /* An applied event (stored record form, parsed) of user_id. */
 int wm__aud_on_event(wm_atx_t *t, uint64_t user_id, const wm_json_t *event);
 /* After a profile record of user_id was applied. */
@@ -221,7 +224,8 @@ int wm__aud_preview(wm_aud_t *a, const char *project, const wm_cond_t *cond, int
 
 /* The recommendation index (purchases by customer, item popularity,
  * co-purchases), fed on the apply path whether or not tags exist. */
-bool wm__aud_rec_candidate(const char *json, size_t len);
+/* Whether an event name (raw, NULL = unknown) is a purchase the index reads. */
+bool wm__aud_rec_candidate(const char *name);
 int wm__aud_on_event_rec(wm_atx_t *t, uint64_t user_id, const wm_json_t *event);
 int wm__aud_rec_bought(wm_aud_t *a, uint64_t user_id, int (*cb)(void *ctx, const char *item), void *ctx);
 int wm__aud_rec_counts(wm_aud_t *a, const char *project, const char *type, const char *from,

@@ -591,10 +591,17 @@ static int audience_event(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char
 
 /* Commands: tag values and static lists go to the audience runtime, the
  * rest (claims, receipts, consent, stop ...) to the journey runtime. */
+static bool audience_command(const char *json, size_t len)
+{
+    const char *v;
+    size_t vl;
+    return wm_json_find_member(json, len, "cmd", &v, &vl) == 0 &&
+           ((vl > 5 && !memcmp(v, "\"tag_", 5)) || (vl > 9 && !memcmp(v, "\"segment_", 9)));
+}
+
 static int apply_command(apply_ctx_t *ac, const wm_payload_hdr_t *h, const char *json, size_t len)
 {
-    if (len > 10 && (memmem(json, len < 64 ? len : 64, "\"cmd\":\"tag_", 11) ||
-                     memmem(json, len < 64 ? len : 64, "\"cmd\":\"segment_", 15))) {
+    if (audience_command(json, len)) {
         char *copy = wm_arena_strndup(&ac->jarena, json, len);
         wm_json_t *cmd;
         wm_json_error_t je;
@@ -649,8 +656,15 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
         if ((rc = apply_event(ac, &h, pos)))
             return rc;
         const wm_json_t *parsed = NULL;
-        if (((wm__aud_active(ac->p->aud) && wm__aud_event_wanted(ac->p->aud, json, jlen)) ||
-             wm__aud_rec_candidate(json, jlen)) &&
+        /* the event name, read once from the raw record, decides whether the
+         * audience needs the record parsed at all */
+        char nbuf[256];
+        const char *name = NULL;
+        bool aud = wm__aud_active(ac->p->aud);
+        bool fund = memmem(json, jlen, "\"fund_code\"", 11) != NULL;
+        if (aud || fund)
+            name = wm__aud_raw_event_name(json, jlen, nbuf, sizeof nbuf);
+        if (((aud && wm__aud_event_wanted(ac->p->aud, name)) || (fund && wm__aud_rec_candidate(name))) &&
             (rc = audience_event(ac, &h, json, jlen, &parsed)))
             return rc;
         /* consent changes (Unsubscribe events) apply even before any journey
