@@ -344,15 +344,15 @@ static int drain_segment_events(apply_ctx_t *ac)
 {
     wm_part_t *p = ac->p;
     int rc = 0;
-    uint32_t done = 0;
-    while (p->n_seg_events && !rc) {
-        wm_seg_event_t ev = p->seg_events[0];
-        memmove(p->seg_events, p->seg_events + 1, (p->n_seg_events - 1) * sizeof *p->seg_events);
-        p->n_seg_events--;
-        if (done++ < WM_SEGMENT_EVENTS_PER_RECORD)
+    /* the list grows while it is read (journeys append), so by index */
+    for (uint32_t i = 0; i < p->n_seg_events; i++) {
+        wm_seg_event_t ev = p->seg_events[i]; /* a copy: appending may move the list */
+        if (!rc && i < WM_SEGMENT_EVENTS_PER_RECORD)
             rc = wm__jrt_on_event_now(&ac->jtx, ev.user_id, ev.json, ev.len);
         wm_free(ev.json);
+        p->seg_events[i].json = NULL;
     }
+    p->n_seg_events = 0;
     return rc;
 }
 
