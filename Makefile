@@ -8,7 +8,7 @@ OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 DEFS    := -D_GNU_SOURCE
 CFLAGS  += $(CSTD) $(OPT) $(WARN) $(DEFS) -Iinclude -Isrc -pthread
-LDLIBS  += -lmicrohttpd -llmdb -lsqlite3 -lroaring -lz -lcurl -lcrypto -lpthread -lm
+LDLIBS  += -lzstd -lmicrohttpd -llmdb -lsqlite3 -lroaring -lz -lcurl -lcrypto -lpthread -lm
 
 BUILD   ?= build
 ifneq ($(SANITIZE),)
