@@ -70,9 +70,11 @@ class Db {
     this.con = await this.inst.connect();
   }
   async run(sql) {
+    if (process.env.ORACLE_DEBUG) process.stderr.write(sql + ";\n");
     await this.con.run(sql);
   }
   async all(sql) {
+    if (process.env.ORACLE_DEBUG) process.stderr.write(sql + ";\n");
     const r = await this.con.runAndReadAll(sql);
     return plain(r.getRowObjectsJS());
   }
@@ -206,7 +208,7 @@ async function kindEvents(db, rows, q) {
     if (c.bprop !== null) {
       await db.run(`CREATE OR REPLACE TABLE fig AS SELECT g, ${agg(m)} AS v FROM ser WHERE k = ${k} AND period = 'cur' GROUP BY g`);
       const kept = await rankGroups(db, "fig", c.limit);
-      await db.run(`CREATE OR REPLACE TABLE kept AS SELECT * FROM (VALUES ${kept.map((g, j) => `(${sqlStr(g)}, ${j})`).join(", ") || "(NULL, -1)"}) v(g, rank) WHERE rank >= 0`);
+      await db.run(`CREATE OR REPLACE TABLE kept AS SELECT * FROM (VALUES ${kept.map((g, j) => `(CAST(${sqlStr(g)} AS VARCHAR), ${j})`).join(", ") || "(CAST(NULL AS VARCHAR), -1)"}) v(g, rank) WHERE rank >= 0`);
       mapped = `(CASE WHEN EXISTS (SELECT 1 FROM kept WHERE kept.g IS NOT DISTINCT FROM ser.g) THEN ser.g ELSE '$other' END)`;
       const other = await db.all(`SELECT count(*) AS n FROM ser WHERE k = ${k} AND NOT EXISTS (SELECT 1 FROM kept WHERE kept.g IS NOT DISTINCT FROM ser.g)`);
       groups = other[0].n > 0 ? [...kept, "$other"] : kept;
@@ -454,7 +456,8 @@ async function kindPaths(db, rows, q) {
     ORDER BY depth, (name = '$other'), count DESC, name`);
   const links = await db.all(`SELECT a.depth AS from_depth, a.name AS "from", b.name AS "to", count(*) AS count
     FROM named a JOIN named b ON a.user_id = b.user_id AND a.pos = b.pos AND b.depth = a.depth + 1
-    GROUP BY ALL ORDER BY from_depth, ("from" = '$other'), ("to" = '$other'), count DESC, "from", "to"`);
+    GROUP BY a.depth, a.name, b.name
+    ORDER BY from_depth, (a.name = '$other'), (b.name = '$other'), count DESC, a.name, b.name`);
   return { paths: top, nodes, links };
 }
 
