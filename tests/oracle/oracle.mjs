@@ -13,7 +13,7 @@
 // property readings of each row on its own (docs/conditions.md typing); every
 // per-customer computation (streams, chains, cohorts, sessions, pairs) is SQL.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -22,9 +22,9 @@ import { compileCond, compileSpec, parseDuration, valueText, numericValue } from
 
 const DAY = 86400000;
 
+class OracleError extends Error {}
 function fail(msg) {
-  process.stderr.write(`oracle: ${msg}\n`);
-  process.exit(2);
+  throw new OracleError(msg);
 }
 
 function readEvents(path) {
@@ -548,6 +548,26 @@ async function kindMap(db, rows, q) {
 
 // ---------------------------------------------------------------------------
 
+const KINDS = { events: kindEvents, funnel: kindFunnel, retention: kindRetention, paths: kindPaths,
+  distribution: kindDistribution, interval: kindInterval, map: kindMap };
+
+// The answer to query q over the rows (objects of the NDJSON lines), for every
+// kind but attribution (attribution.py). Throws on a query it cannot answer.
+export async function answer(rows, q) {
+  const fn = KINDS[q.kind];
+  if (!fn) fail(`kind: ${JSON.stringify(q.kind)} is not one this script answers`);
+  const db = new Db();
+  await db.open();
+  try {
+    return await fn(db, rows, q);
+  } finally {
+    db.con.closeSync();
+    db.inst.closeSync();
+  }
+}
+
+export { readEvents };
+
 async function main() {
   const [evPath, qPath] = process.argv.slice(2);
   if (!evPath || !qPath) fail("usage: node tests/oracle/oracle.mjs EVENTS.ndjson QUERY.json");
@@ -558,20 +578,13 @@ async function main() {
     const r = spawnSync("python3", [py, evPath, qPath], { stdio: "inherit" });
     process.exit(r.status === null ? 2 : r.status);
   }
-  const kinds = { events: kindEvents, funnel: kindFunnel, retention: kindRetention, paths: kindPaths,
-    distribution: kindDistribution, interval: kindInterval, map: kindMap };
-  const fn = kinds[q.kind];
-  if (!fn) fail(`kind: ${JSON.stringify(q.kind)} is not one the oracle knows`);
-  const rows = readEvents(evPath);
-  const db = new Db();
-  await db.open();
-  let out;
-  try {
-    out = await fn(db, rows, q);
-  } catch (e) {
-    fail(e.message);
-  }
+  const out = await answer(readEvents(evPath), q);
   process.stdout.write(JSON.stringify(out) + "\n");
 }
 
-main();
+if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
+  main().catch((e) => {
+    process.stderr.write(`oracle: ${e instanceof OracleError ? e.message : e.stack}\n`);
+    process.exit(2);
+  });
+}
