@@ -514,7 +514,7 @@ async function kindMap(db, rows, q) {
   if (!Array.isArray(stages) || stages.length < 2 || stages.length > 16) fail("stages: 2 to 16");
   const windowMs = parseDuration(q.window === undefined ? "30d" : q.window, "$.window");
   const n = stages.length;
-  await loadStream(db, rows, c, stages.map((st) => ({ events: st.events, where: st.where })));
+  await loadStream(db, rows, c, stages.map((st) => ({ event: st.event, events: st.events, where: st.where })));
   // a sequential funnel whose stages are all read up to the end of the range
   await funnelChains(db, n, "sequential", windowMs, c.lo, c.hi, 0, c.hi);
   const sel = [];
