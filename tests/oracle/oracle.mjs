@@ -373,8 +373,9 @@ async function kindRetention(db, rows, q) {
     month: (p) => `strftime(make_date(CAST(${p} // 12 AS BIGINT), CAST(${p} % 12 + 1 AS BIGINT), 1), '%Y-%m-%d')`,
   }[period];
   await db.run(`CREATE TABLE firsts AS
-    SELECT user_id, arg_min(${pnum("t")}, pos) AS cohort, arg_min(g, pos) AS g
-    FROM s WHERE m0 AND t >= ${c.lo} AND t < ${c.hi} GROUP BY user_id`);
+    SELECT user_id, ${pnum("t")} AS cohort, g
+    FROM s WHERE m0 AND t >= ${c.lo} AND t < ${c.hi}
+    QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY pos) = 1`);
   // the periods after the cohort (1..N) in which the customer returned
   await db.run(`CREATE TABLE back AS
     SELECT DISTINCT f.user_id, ${pnum("s.t")} - f.cohort AS k

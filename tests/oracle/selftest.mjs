@@ -398,6 +398,58 @@ try {
     }
     results.push([name, diffs, got]);
   }
+  // paths: past the 20 most frequent names at a depth -> $other. Customers 1..21 do S
+  // then X01..X21, customer 22 S then X01: at depth 1 X01 has 2, X02..X21 1 each, so
+  // X21 (last by name among the ties) is the 21st and becomes $other.
+  {
+    const xs = (j) => `X${String(j).padStart(2, "0")}`;
+    const many = [];
+    for (let u = 1; u <= 22; u++) {
+      many.push({ user: u, i: 0, time: at(0, 10), event: "S", properties: {} });
+      many.push({ user: u, i: 1, time: at(0, 10, 1), event: u === 22 ? "X01" : xs(u), properties: {} });
+    }
+    const want = {
+      paths: [{ path: ["S", "X01"], count: 2, users: 2 }, { path: ["S", "X02"], count: 1, users: 1 },
+        { path: ["S", "X03"], count: 1, users: 1 }],
+      nodes: [{ depth: 0, name: "S", count: 22 }, { depth: 1, name: "X01", count: 2 },
+        ...Array.from({ length: 19 }, (_, j) => ({ depth: 1, name: xs(j + 2), count: 1 })),
+        { depth: 1, name: "$other", count: 1 }],
+      links: [{ from_depth: 0, from: "S", to: "X01", count: 2 },
+        ...Array.from({ length: 19 }, (_, j) => ({ from_depth: 0, from: "S", to: xs(j + 2), count: 1 })),
+        { from_depth: 0, from: "S", to: "$other", count: 1 }],
+    };
+    const diffs = [];
+    let got = "";
+    try {
+      got = JSON.stringify(await answer(many, { kind: "paths", ...R, start: { event: "S" }, depth: 2, limit: 3 }));
+      same(JSON.parse(got), want, "$", diffs);
+    } catch (e) {
+      diffs.push(`failed: ${e.stack}`);
+    }
+    results.push(["paths: names past the 20th at a depth become $other", diffs, got]);
+  }
+  // retention: the group is the value at the first start event even when that is unset
+  {
+    const few = [
+      { user: 1, i: 0, time: at(0, 10), event: "A", properties: {} },
+      { user: 1, i: 1, time: at(0, 11), event: "A", properties: { c: "x" } },
+      { user: 1, i: 2, time: at(1, 10), event: "B", properties: {} },
+    ];
+    const want = {
+      cohorts: [{ cohort: "2026-10-01", users: 1, retained: [1, 0] }], total: { users: 1, retained: [1, 0] },
+      groups: [{ group: null, cohorts: [{ cohort: "2026-10-01", users: 1, retained: [1, 0] }], total: { users: 1, retained: [1, 0] } }],
+    };
+    const diffs = [];
+    let got = "";
+    try {
+      got = JSON.stringify(await answer(few, { kind: "retention", ...R, start: { event: "A" }, return: { event: "B" },
+        periods: 2, breakdown: { prop: "c" } }));
+      same(JSON.parse(got), want, "$", diffs);
+    } catch (e) {
+      diffs.push(`failed: ${e.stack}`);
+    }
+    results.push(["retention: a null group at the first start event", diffs, got]);
+  }
   for (const [name, diffs, stdout] of results) {
     if (diffs.length === 0) { passed++; console.log(`ok   ${name}`); }
     else { failed++; console.log(`FAIL ${name}\n  ${diffs.slice(0, 10).join("\n  ")}\n  got ${stdout.trim()}`); }
