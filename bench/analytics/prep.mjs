@@ -1,6 +1,6 @@
 // prep.mjs - turns `waymark gen` NDJSON into the rows every engine loads.
 //
-//   node prep.mjs GEN_NDJSON OUTDIR
+//   node prep.mjs GEN_NDJSON OUTDIR [--no-waymark]
 //
 // GEN_NDJSON may be a pipe (/dev/stdin): the generator's output is read once
 // and never stored. Keeps the track events (type "track"; not $SignUp /
@@ -15,11 +15,11 @@
 //                          only distinct_id (no login_id, anonymous_id or
 //                          identities), so Waymark sees one customer per
 //                          distinct_id and no merges: its answers can equal
-//                          the other engines' exactly
+//                          the other engines' exactly (not with --no-waymark)
 //   OUTDIR/prep.json       counts: rows, users, events (names), first/last day
 import { DuckDBInstance } from '@duckdb/node-api';
 
-const [src, out] = process.argv.slice(2);
+const [src, out, flag] = process.argv.slice(2);
 if (!src || !out) {
     console.error('usage: node prep.mjs GEN_NDJSON OUTDIR');
     process.exit(2);
@@ -41,7 +41,8 @@ await c.run(`CREATE TABLE users AS
 await c.run(`COPY (SELECT u.uid, r.event, r.time_ms, coalesce(r.channel, ''), coalesce(r.fund_code, '')
                    FROM raw r JOIN users u USING (distinct_id) ORDER BY r.ord)
              TO ${q(out + '/events.tsv')} (FORMAT csv, DELIMITER '\t', HEADER false, QUOTE '')`);
-await c.run(`COPY (SELECT '{"type":"track","event":' || to_json(event) || ',"distinct_id":' || to_json(distinct_id) ||
+if (flag !== '--no-waymark')
+    await c.run(`COPY (SELECT '{"type":"track","event":' || to_json(event) || ',"distinct_id":' || to_json(distinct_id) ||
                           ',"time":' || time_ms || ',"properties":{"channel":' || to_json(coalesce(channel, '')) ||
                           coalesce(',"fund_code":' || to_json(fund_code), '') || '}}'
                    FROM raw ORDER BY ord)

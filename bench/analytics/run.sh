@@ -111,15 +111,29 @@ ms_now() { date +%s%N | cut -c1-13; }
 
 # ---------------------------------------------------------------- data
 
+waymark_has() {   # does this build have the command at all?
+    ! "$BIN" "$1" --help 2>&1 | grep -q "unknown command"
+}
+WM_RUN=
+if engine waymark; then
+    if waymark_has query; then
+        WM_RUN=1
+    else
+        note "Waymark: this build has no 'waymark query'; its columns are n/a (no import)"
+    fi
+fi
+PREP_FLAG=
+[ -n "$WM_RUN" ] && [ "$WM_INPUT" = rows ] || PREP_FLAG=--no-waymark
+
 note "generating $USERS users x $GEN_DAYS days (seed $GEN_SEED) and writing the rows"
 gen_log=$WORK/gen.log
-if [ "$WM_INPUT" = gen ] && engine waymark; then
+if [ "$WM_INPUT" = gen ] && [ -n "$WM_RUN" ]; then
     "$BIN" gen --users "$USERS" --days "$GEN_DAYS" --seed "$GEN_SEED" 2>"$gen_log" |
-        tee "$WORK/gen.ndjson" | node "$here/prep.mjs" /dev/stdin "$WORK" || exit 1
+        tee "$WORK/gen.ndjson" | node "$here/prep.mjs" /dev/stdin "$WORK" $PREP_FLAG || exit 1
     WM_FILE=$WORK/gen.ndjson
 else
     "$BIN" gen --users "$USERS" --days "$GEN_DAYS" --seed "$GEN_SEED" 2>"$gen_log" |
-        node "$here/prep.mjs" /dev/stdin "$WORK" || exit 1
+        node "$here/prep.mjs" /dev/stdin "$WORK" $PREP_FLAG || exit 1
     WM_FILE=$WORK/waymark.ndjson
 fi
 [ -s "$WORK/events.tsv" ] || { cat "$gen_log" >&2; exit 1; }
@@ -255,16 +269,8 @@ run_duckdb() {
 
 # ---------------------------------------------------------------- Waymark
 
-waymark_has() {   # does this build have the command at all?
-    ! "$BIN" "$1" --help 2>&1 | grep -q "unknown command"
-}
-
 run_waymark() {
     local dir=$WORK/wm-data q i t0 t1 e
-    if ! waymark_has query; then
-        note "Waymark: this build has no 'waymark query'; its columns are n/a (import skipped)"
-        return 0
-    fi
     note "Waymark: import $(basename "$WM_FILE")"
     t0=$(ms_now)
     if ! /usr/bin/time -f %M -o "$WORK/wm-import.rss" "$BIN" import --quiet --data "$dir" --fsync never "$WM_FILE" \
@@ -318,7 +324,7 @@ DUCK_VERSION="(not run)"
 if engine clickhouse; then run_clickhouse || { note "ClickHouse: failed"; stop_clickhouse; }; fi
 if engine duckdb; then run_duckdb || note "DuckDB: failed"; fi
 rm -f "$WORK/events.tsv"
-if engine waymark; then run_waymark; fi
+if [ -n "$WM_RUN" ]; then run_waymark; fi
 rm -f "$WORK/waymark.ndjson" "$WORK/gen.ndjson"
 
 # ---------------------------------------------------------------- tables
