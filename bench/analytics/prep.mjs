@@ -25,7 +25,8 @@ if (!src || !out) {
     process.exit(2);
 }
 const q = (s) => `'${s.replaceAll("'", "''")}'`;
-const db = await DuckDBInstance.create(':memory:', { threads: '2' });
+// spills (100m scale) go under OUTDIR, which run.sh removes
+const db = await DuckDBInstance.create(':memory:', { threads: '2', temp_directory: out + '/prep.tmp' });
 const c = await db.connect();
 const t0 = performance.now();
 await c.run(`CREATE TABLE raw AS
