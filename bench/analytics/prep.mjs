@@ -25,8 +25,13 @@ if (!src || !out) {
     process.exit(2);
 }
 const q = (s) => `'${s.replaceAll("'", "''")}'`;
-// spills (100m scale) go under OUTDIR, which run.sh removes
-const db = await DuckDBInstance.create(':memory:', { threads: '2', temp_directory: out + '/prep.tmp' });
+// A database file under OUTDIR, not :memory:: at the 100m scale the rows (~19 GB in memory)
+// must be able to leave memory; run.sh removes OUTDIR, the file is removed at the end here.
+const fs = await import('node:fs');
+const dbfile = out + '/prep.duckdb';
+fs.rmSync(dbfile, { force: true });
+const db = await DuckDBInstance.create(dbfile, { threads: '2', temp_directory: out + '/prep.tmp',
+                                                memory_limit: '8GB' });
 const c = await db.connect();
 const t0 = performance.now();
 await c.run(`CREATE TABLE raw AS
@@ -55,6 +60,9 @@ const info = {
     rows: Number(r[0]), users: Number(r[1]), first_day: Number(r[2]), last_day: Number(r[3]),
     events: ev, seconds: +((performance.now() - t0) / 1000).toFixed(1),
 };
-const fs = await import('node:fs');
 fs.writeFileSync(out + '/prep.json', JSON.stringify(info) + '\n');
 console.error(`prep: ${info.rows} track rows, ${info.users} distinct_ids, ${ev.length} event names, ${info.seconds} s`);
+c.closeSync();
+db.closeSync();
+for (const f of [dbfile, dbfile + '.wal']) fs.rmSync(f, { force: true });
+fs.rmSync(out + '/prep.tmp', { recursive: true, force: true });

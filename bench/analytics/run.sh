@@ -20,7 +20,8 @@
 #                           the generator's whole file (profiles, $SignUp, $BindID:
 #                           identities resolved, user counts differ).
 #   TMPDIR                  where everything goes (default /tmp); removed at the end,
-#                           also on Ctrl-C. 10m needs ~12 GB, 100m ~110 GB.
+#                           also on Ctrl-C. 10m needs ~6 GB (~10 GB with Waymark), 100m
+#                           ~10 GB without Waymark, ~50 GB with it (rows file + data dir).
 #
 # Data: prep.mjs keeps the track events of the generator's output (read once
 # from a pipe, never stored) as user, event, time_ms, channel, fund_code with
