@@ -24,6 +24,10 @@ typedef struct wm_an_dict {
     wm_strmap_t map;
 } wm_an_dict_t;
 
+/* Grows *p (an array of elem-byte items, *cap of them) to hold need items,
+ * doubling; WM_ELIMIT past 2^31 items. */
+int wm__an_grow(void **p, uint32_t *cap, uint64_t need, size_t elem);
+
 int wm__an_dict_add(wm_an_dict_t *d, const char *s, size_t len, uint32_t *code);
 void wm__an_dict_release(wm_an_dict_t *d);
 

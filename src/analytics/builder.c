@@ -13,23 +13,6 @@
 #include "waymark/error.h"
 #include "waymark/record.h"
 
-static int grow(void **p, uint32_t *cap, uint64_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    if (need > UINT32_MAX / 2)
-        return WM_ELIMIT;
-    uint32_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = wm_realloc(*p, (size_t)n * elem);
-    if (!q)
-        return WM_ENOMEM;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 int wm_part_builder_new(wm_part_builder_t **out)
 {
     wm_part_builder_t *b = wm_calloc(1, sizeof *b);
@@ -172,7 +155,7 @@ static int add_prop(wm_part_builder_t *b, const wm_json_t *v, wm_buf_t *scratch)
             for (const wm_json_t *e = v->u.child; e; e = e->next) {
                 uint32_t code;
                 if ((rc = wm__an_dict_add(&b->strings, e->u.str, e->len, &code)) ||
-                    (rc = grow((void **)&b->lcodes, &b->lcap, (uint64_t)b->nl + 1, sizeof *b->lcodes)))
+                    (rc = wm__an_grow((void **)&b->lcodes, &b->lcap, (uint64_t)b->nl + 1, sizeof *b->lcodes)))
                     return rc;
                 b->lcodes[b->nl++] = code;
                 p.n++;
@@ -197,7 +180,7 @@ static int add_prop(wm_part_builder_t *b, const wm_json_t *v, wm_buf_t *scratch)
     }
     if ((rc = col_of(b, v->key, v->key_len, t, &p.col)))
         return rc;
-    if ((rc = grow((void **)&b->props, &b->pcap, (uint64_t)b->nprops + 1, sizeof *b->props)))
+    if ((rc = wm__an_grow((void **)&b->props, &b->pcap, (uint64_t)b->nprops + 1, sizeof *b->props)))
         return rc;
     b->props[b->nprops++] = p;
     return 0;
@@ -206,7 +189,7 @@ static int add_prop(wm_part_builder_t *b, const wm_json_t *v, wm_buf_t *scratch)
 int wm_part_builder_add(wm_part_builder_t *b, uint64_t user, int64_t time_ms, uint64_t seq, const char *event,
                         size_t event_len, const wm_json_t *properties)
 {
-    int rc = grow((void **)&b->rows, &b->rcap, (uint64_t)b->nrows + 1, sizeof *b->rows);
+    int rc = wm__an_grow((void **)&b->rows, &b->rcap, (uint64_t)b->nrows + 1, sizeof *b->rows);
     if (rc)
         return rc;
     wm_mrow_t *r = &b->rows[b->nrows];
@@ -236,7 +219,7 @@ int wm_part_builder_add(wm_part_builder_t *b, uint64_t user, int64_t time_ms, ui
 
 int wm_part_builder_merge(wm_part_builder_t *b, uint64_t from_user, uint64_t into_user)
 {
-    int rc = grow((void **)&b->merges, &b->mcap, 2 * ((uint64_t)b->nmerges + 1), sizeof *b->merges);
+    int rc = wm__an_grow((void **)&b->merges, &b->mcap, 2 * ((uint64_t)b->nmerges + 1), sizeof *b->merges);
     if (rc)
         return rc;
     b->merges[2 * b->nmerges] = from_user;

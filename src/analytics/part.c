@@ -43,11 +43,13 @@
 
 /* ------------------------------------------------------------ utilities */
 
-static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
+int wm__an_grow(void **p, uint32_t *cap, uint64_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
-    uint32_t n = *cap ? *cap : 16;
+    if (need > UINT32_MAX / 2)
+        return WM_ELIMIT;
+    uint32_t n = *cap ? *cap : 64;
     while (n < need)
         n *= 2;
     void *q = wm_realloc(*p, (size_t)n * elem);
@@ -65,8 +67,8 @@ int wm__an_dict_add(wm_an_dict_t *d, const char *s, size_t len, uint32_t *code)
         *code = (uint32_t)v;
         return 0;
     }
-    if (grow((void **)&d->strs, &d->cap, d->n + 1, sizeof *d->strs) ||
-        grow((void **)&d->lens, &d->lcap, d->n + 1, sizeof *d->lens))
+    if (wm__an_grow((void **)&d->strs, &d->cap, d->n + 1, sizeof *d->strs) ||
+        wm__an_grow((void **)&d->lens, &d->lcap, d->n + 1, sizeof *d->lens))
         return WM_ENOMEM;
     char *copy = wm_malloc(len + 1);
     if (!copy)
@@ -297,7 +299,7 @@ int wm__part_writer_col(wm_part_writer_t *w, const char *name, size_t len, wm_ac
     }
     if (w->ncols >= WM_PART_COLS_MAX)
         return WM_ELIMIT;
-    if (grow((void **)&w->cols, &w->ccap, w->ncols + 1, sizeof *w->cols))
+    if (wm__an_grow((void **)&w->cols, &w->ccap, w->ncols + 1, sizeof *w->cols))
         return WM_ENOMEM;
     wcol_t *c = &w->cols[w->ncols];
     memset(c, 0, sizeof *c);
@@ -351,19 +353,19 @@ static int wcol_slot(wcol_t *c, uint32_t row)
     if (c->n && c->rows[c->n - 1] == row)
         return -1;  /* one value per row and column: the first wins */
     uint32_t cap = c->cap;
-    if (grow((void **)&c->rows, &cap, c->n + 1, sizeof *c->rows))
+    if (wm__an_grow((void **)&c->rows, &cap, c->n + 1, sizeof *c->rows))
         return WM_ENOMEM;
     cap = c->cap;
-    if (grow((void **)&c->vals, &cap, c->n + 1, sizeof *c->vals))
+    if (wm__an_grow((void **)&c->vals, &cap, c->n + 1, sizeof *c->vals))
         return WM_ENOMEM;
     if (c->type == WM_ACOL_DATETIME || c->type == WM_ACOL_LIST) {
         uint32_t fc = c->fcap;
-        if (grow((void **)&c->forms, &fc, c->n + 1, sizeof *c->forms))
+        if (wm__an_grow((void **)&c->forms, &fc, c->n + 1, sizeof *c->forms))
             return WM_ENOMEM;
         c->fcap = fc;
         if (c->type == WM_ACOL_LIST) {
             fc = c->llcap;
-            if (grow((void **)&c->llens, &fc, c->n + 1, sizeof *c->llens))
+            if (wm__an_grow((void **)&c->llens, &fc, c->n + 1, sizeof *c->llens))
                 return WM_ENOMEM;
             c->llcap = fc;
         }
@@ -414,7 +416,7 @@ int wm__part_writer_list(wm_part_writer_t *w, uint32_t col, const uint32_t *code
     int rc = wcol_slot(c, w->rows - 1);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (grow((void **)&c->lcodes, &c->lcap, c->ln + n, sizeof *c->lcodes))
+    if (wm__an_grow((void **)&c->lcodes, &c->lcap, c->ln + n, sizeof *c->lcodes))
         return WM_ENOMEM;
     c->vals[c->n] = c->ln;
     c->llens[c->n] = n;
@@ -426,7 +428,7 @@ int wm__part_writer_list(wm_part_writer_t *w, uint32_t col, const uint32_t *code
 
 int wm__part_writer_merge(wm_part_writer_t *w, uint64_t from, uint64_t into)
 {
-    if (grow((void **)&w->merges, &w->mcap, 2 * (w->nmerges + 1), sizeof *w->merges))
+    if (wm__an_grow((void **)&w->merges, &w->mcap, 2 * (w->nmerges + 1), sizeof *w->merges))
         return WM_ENOMEM;
     w->merges[2 * w->nmerges] = from;
     w->merges[2 * w->nmerges + 1] = into;
@@ -490,7 +492,7 @@ static int flush_block(wm_part_writer_t *w)
 {
     if (!w->rows)
         return 0;
-    if (grow((void **)&w->blocks, &w->bcap, w->nblocks + 1, sizeof *w->blocks))
+    if (wm__an_grow((void **)&w->blocks, &w->bcap, w->nblocks + 1, sizeof *w->blocks))
         return WM_ENOMEM;
     blkidx_t *bi = &w->blocks[w->nblocks];
     memset(bi, 0, sizeof *bi);
@@ -1238,7 +1240,7 @@ int wm_part_read_block(wm_part_reader_t *r, uint32_t b, wm_ablock_t *out, char *
         uint64_t z;
         if (q < end && *q < 0x80)
             z = *q++;
-        else if (!wm_get_varint(&q, end, &z) || z >= p->events.n) {
+        else if (!wm_get_varint(&q, end, &z)) {
             rc = bad(r, 3, err, err_len);
             goto fail;
         }
@@ -1340,7 +1342,7 @@ int wm_part_read_col(wm_part_reader_t *r, uint32_t c, wm_acolumn_t *out, char *e
             uint64_t cnt;
             if (!wm_get_varint(&q, end, &cnt) || cnt > (uint64_t)(end - q))
                 return bad(r, 4 + c, err, err_len);
-            if (grow((void **)&cb->lcodes, &cb->lcap, ln + (uint32_t)cnt + 1, sizeof *cb->lcodes))
+            if (wm__an_grow((void **)&cb->lcodes, &cb->lcap, ln + (uint32_t)cnt + 1, sizeof *cb->lcodes))
                 return WM_ENOMEM;
             cb->code[i] = ln;
             cb->llen[i] = (uint32_t)cnt;

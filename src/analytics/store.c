@@ -142,27 +142,42 @@ static int open_ref(wm_astore_t *s, const char *name, wm_apart_ref_t **out)
     return 0;
 }
 
-static int read_manifest(wm_astore_t *s, wm_aversion_t *v)
+/* Reads dir's manifest into text (NUL-terminated) and checks its CRC and
+ * header; *body points past the header, and the crc line is cut off.
+ * WM_ENOTFOUND when there is none, WM_ECORRUPT, WM_EIO. */
+static int load_manifest(const char *dir, char *text, size_t cap, char **body)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/MANIFEST", s->dir);
+    snprintf(path, sizeof path, "%s/MANIFEST", dir);
     FILE *f = fopen(path, "re");
     if (!f)
-        return errno == ENOENT ? 0 : WM_EIO;
-    char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, f);
+        return errno == ENOENT ? WM_ENOTFOUND : WM_EIO;
+    size_t n = fread(text, 1, cap - 1, f);
+    bool more = fgetc(f) != EOF;
     fclose(f);
     text[n] = 0;
     char *crc = strstr(text, "crc ");
     unsigned want;
-    if (!crc || sscanf(crc, "crc %x", &want) != 1 || wm_crc32c(0, text, (size_t)(crc - text)) != want ||
-        strncmp(text, "waymark-manifest 1\n", 19)) {
-        fprintf(stderr, "waymark: analytics: %s is corrupt\n", path);
+    if (more || !crc || sscanf(crc, "crc %x", &want) != 1 || wm_crc32c(0, text, (size_t)(crc - text)) != want ||
+        strncmp(text, "waymark-manifest 1\n", 19))
         return WM_ECORRUPT;
-    }
     *crc = 0;
-    int rc = 0;
-    for (char *line = strtok(text + 19, "\n"); line && !rc; line = strtok(NULL, "\n")) {
+    *body = text + 19;
+    return 0;
+}
+
+static int read_manifest(wm_astore_t *s, wm_aversion_t *v)
+{
+    char text[1 << 16], *body;
+    int rc = load_manifest(s->dir, text, sizeof text, &body);
+    if (rc == WM_ENOTFOUND)
+        return 0;
+    if (rc) {
+        if (rc == WM_ECORRUPT)
+            fprintf(stderr, "waymark: analytics: %s/MANIFEST is corrupt\n", s->dir);
+        return rc;
+    }
+    for (char *line = strtok(body, "\n"); line && !rc; line = strtok(NULL, "\n")) {
         char name[64];
         uint64_t rows;
         if (sscanf(line, "compacted %" SCNu64, &v->compacted_seq) == 1)
@@ -348,21 +363,6 @@ typedef struct msrc {
     uint32_t **strmap;    /* source column, source code -> writer code + 1 (0: not yet) */
 } msrc_t;
 
-static int ms_grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    uint32_t n = *cap ? *cap : 1024;
-    while (n < need)
-        n *= 2;
-    void *q = wm_realloc(*p, (size_t)n * elem);
-    if (!q)
-        return WM_ENOMEM;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 static int ms_load(msrc_t *m, char *err, size_t cap)
 {
     for (;;) {
@@ -406,8 +406,8 @@ static int ms_load(msrc_t *m, char *err, size_t cap)
             for (uint32_t i = 0; i < n && !rc; i++) {
                 if (!wm_acol_has(&col, i))
                     continue;
-                if ((rc = ms_grow((void **)&tmp, &tcap, ntmp + 1, sizeof *tmp)) ||
-                    (rc = ms_grow((void **)&trow, &trcap, ntmp + 1, sizeof *trow)))
+                if ((rc = wm__an_grow((void **)&tmp, &tcap, ntmp + 1, sizeof *tmp)) ||
+                    (rc = wm__an_grow((void **)&trow, &trcap, ntmp + 1, sizeof *trow)))
                     break;
                 struct ment *e = &tmp[ntmp];
                 e->col = c;
@@ -428,7 +428,7 @@ static int ms_load(msrc_t *m, char *err, size_t cap)
                     e->form = (uint8_t)col.code[i];
                     break;
                 case WM_ACOL_LIST:
-                    if ((rc = ms_grow((void **)&m->lcodes, &m->lcap, m->nl + col.list_len[i] + 1,
+                    if ((rc = wm__an_grow((void **)&m->lcodes, &m->lcap, m->nl + col.list_len[i] + 1,
                                       sizeof *m->lcodes)))
                         break;
                     e->v = m->nl;
@@ -441,7 +441,7 @@ static int ms_load(msrc_t *m, char *err, size_t cap)
                 count[i]++;
             }
         }
-        if (!rc && !skip && (rc = ms_grow((void **)&m->ents, &m->ecap, ntmp + 1, sizeof *m->ents)) == 0) {
+        if (!rc && !skip && (rc = wm__an_grow((void **)&m->ents, &m->ecap, ntmp + 1, sizeof *m->ents)) == 0) {
             uint32_t acc = 0;
             for (uint32_t i = 0; i < n; i++) {
                 m->rstart[i] = acc;
@@ -754,32 +754,21 @@ int wm_astore_compact(wm_astore_t *s, wm_log_t *log, uint64_t min_records, bool 
 
 int wm_astore_check(const char *dir, wm_buf_t *report, uint64_t *faults)
 {
-    wm_astore_t tmp = {.dir = (char *)dir, .next_id = 1};
-    wm_aversion_t v = {0};
     *faults = 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/MANIFEST", dir);
     /* the manifest is read without opening parts, so each is reported alone */
-    FILE *f = fopen(path, "re");
-    if (!f) {
+    char text[1 << 16], *body;
+    int mrc = load_manifest(dir, text, sizeof text, &body);
+    if (mrc == WM_ENOTFOUND) {
         wm_buf_printf(report, "%s: no manifest (nothing compacted)\n", dir);
         return 0;
     }
-    char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    char *crc = strstr(text, "crc ");
-    unsigned want;
-    if (!crc || sscanf(crc, "crc %x", &want) != 1 || wm_crc32c(0, text, (size_t)(crc - text)) != want) {
-        wm_buf_printf(report, "%s: manifest checksum mismatch\n", path);
+    if (mrc) {
+        wm_buf_printf(report, "%s/MANIFEST: %s\n", dir,
+                      mrc == WM_ECORRUPT ? "corrupt (checksum or header)" : "cannot be read");
         (*faults)++;
         return 0;
     }
-    (void)tmp;
-    (void)v;
-    *crc = 0;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    for (char *line = strtok(body, "\n"); line; line = strtok(NULL, "\n")) {
         char name[64];
         if (sscanf(line, "part %63s", name) != 1)
             continue;
