@@ -35,7 +35,11 @@ typedef enum wm_acol_type {
     WM_ACOL_BOOL = 3,
     WM_ACOL_DATETIME = 4,   /* "yyyy-MM-dd[ HH:mm:ss[.SSS]]" strings, kept as ms + form */
     WM_ACOL_LIST = 5,       /* arrays of strings */
+    WM_ACOL_JSON = 6,       /* objects and other arrays: their JSON text (as STRING) */
 } wm_acol_type_t;
+
+/* STRING and JSON columns share the dictionary encoding. */
+#define WM_ACOL_IS_TEXT(t) ((t) == WM_ACOL_STRING || (t) == WM_ACOL_JSON)
 
 /* ------------------------------------------------------------------ parts */
 

@@ -45,6 +45,8 @@ int wm__part_writer_code(wm_part_writer_t *w, uint32_t col, uint64_t v, uint8_t 
 int wm__part_writer_list(wm_part_writer_t *w, uint32_t col, const uint32_t *codes, uint32_t n);
 int wm__part_writer_merge(wm_part_writer_t *w, uint64_t from, uint64_t into);
 uint64_t wm__part_writer_rows(const wm_part_writer_t *w);
+/* The part will not be fsynced (a query's scratch copy of the log tail). */
+void wm__part_writer_nosync(wm_part_writer_t *w);
 /* Writes the footer, fsyncs, renames into place and frees the writer. */
 int wm__part_writer_finish(wm_part_writer_t *w, uint64_t *bytes);
 /* Removes the temporary file and frees the writer. */
@@ -92,6 +94,7 @@ struct wm_part_builder {
     uint64_t *merges;
     uint32_t nmerges, mcap;
     bool sorted;
+    bool nosync;                /* written without fsync (query scratch) */
 };
 
 /* Sorts the builder's rows by (user, time, seq). */
@@ -122,5 +125,10 @@ wm_aversion_t *wm__astore_snapshot(wm_astore_t *s);
 void wm__aversion_release(wm_aversion_t *v);
 uint32_t wm__astore_partition(const wm_astore_t *s);
 void wm__astore_count_corrupt(wm_astore_t *s, uint64_t n);
+/* The log's durable records after seq `after` (at most
+ * WM_ASTORE_PART_RECORDS_MAX of them) as an unlisted scratch part, mapped and
+ * already unlinked; *out is NULL when they hold no event or merge. *next is
+ * the last sequence read (call again from there until it stops moving). */
+int wm__astore_tail(wm_astore_t *s, wm_log_t *log, uint64_t after, uint64_t *next, wm_part_t **out);
 
 #endif

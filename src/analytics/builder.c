@@ -166,7 +166,7 @@ static int add_prop(wm_part_builder_t *b, const wm_json_t *v, wm_buf_t *scratch)
     }
     default:
     as_text: {
-        t = WM_ACOL_STRING;
+        t = WM_ACOL_JSON;
         wm_buf_reset(scratch);
         wm_json_write(scratch, v);
         if (scratch->err)
@@ -282,6 +282,8 @@ int wm_part_builder_write(wm_part_builder_t *b, const char *path)
     int rc = wm__part_writer_open(path, &w);
     if (rc)
         return rc;
+    if (b->nosync)
+        wm__part_writer_nosync(w);
     uint32_t ncols = b->colnames.n;
     uint32_t *wcol = wm_malloc((ncols + 1) * sizeof *wcol);
     uint32_t *wev = wm_malloc((b->events.n + 1) * sizeof *wev);
@@ -315,7 +317,7 @@ int wm_part_builder_write(wm_part_builder_t *b, const char *path)
             if (col == UINT32_MAX) {
                 /* "name=value" (the value's text for strings and numbers) */
                 char text[1024];
-                int n = t == WM_ACOL_STRING
+                int n = WM_ACOL_IS_TEXT(t)
                             ? snprintf(text, sizeof text, "%.*s=%s", (int)nl, name, b->strings.strs[p->v.code])
                         : t == WM_ACOL_NUMBER ? snprintf(text, sizeof text, "%.*s=%.17g", (int)nl, name, p->v.num)
                                               : snprintf(text, sizeof text, "%.*s", (int)nl, name);
@@ -330,6 +332,7 @@ int wm_part_builder_write(wm_part_builder_t *b, const char *path)
                 rc = wm__part_writer_num(w, col, p->v.num);
                 break;
             case WM_ACOL_STRING:
+            case WM_ACOL_JSON:
                 rc = wm__part_writer_str(w, col, b->strings.strs[p->v.code], b->strings.lens[p->v.code], &code);
                 if (!rc)
                     rc = wm__part_writer_code(w, col, code, 0);

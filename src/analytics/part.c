@@ -163,6 +163,7 @@ typedef struct blkidx {
 
 struct wm_part_writer {
     int fd;
+    bool nosync;                 /* a query's scratch part: not fsynced */
     char *path, *tmp;
     uint64_t off;
     wm_an_dict_t events;
@@ -573,6 +574,7 @@ static int flush_block(wm_part_writer_t *w)
                 break;
             }
             case WM_ACOL_STRING:
+            case WM_ACOL_JSON:
                 buf_varint(&w->plain, c->vals[i]);
                 break;
             case WM_ACOL_BOOL:
@@ -625,7 +627,7 @@ static void write_footer(wm_part_writer_t *w, wm_buf_t *b)
     for (uint32_t i = 0; i < w->ncols; i++) {
         buf_str(b, w->cols[i].name, (uint32_t)strlen(w->cols[i].name));
         wm_buf_putc(b, (char)w->cols[i].type);
-        if (w->cols[i].type == WM_ACOL_STRING || w->cols[i].type == WM_ACOL_LIST)
+        if (WM_ACOL_IS_TEXT(w->cols[i].type) || w->cols[i].type == WM_ACOL_LIST)
             write_dict(b, &w->cols[i].dict);
     }
     buf_varint(b, w->nmerges);
@@ -694,7 +696,7 @@ int wm__part_writer_finish(wm_part_writer_t *w, uint64_t *bytes)
         w->off += f.len;
     }
     wm_buf_release(&f);
-    if (!rc && fsync(w->fd))
+    if (!rc && !w->nosync && fsync(w->fd))
         rc = WM_EIO;
     if (!rc && close(w->fd))
         rc = WM_EIO;
@@ -709,6 +711,11 @@ int wm__part_writer_finish(wm_part_writer_t *w, uint64_t *bytes)
         *bytes = w->off;
     wm__part_writer_abort(w);
     return rc;
+}
+
+void wm__part_writer_nosync(wm_part_writer_t *w)
+{
+    w->nosync = true;
 }
 
 uint64_t wm__part_writer_rows(const wm_part_writer_t *w)
@@ -899,8 +906,8 @@ int wm_part_open(const char *path, wm_part_t **out, char *err, size_t err_len)
         f += len;
         uint8_t t = *f++;
         wm_strmap_init(&p->cols[i].dict.map);
-        if (t < WM_ACOL_NUMBER || t > WM_ACOL_LIST ||
-            ((t == WM_ACOL_STRING || t == WM_ACOL_LIST) && !rd_dict(&f, end, &p->cols[i].dict))) {
+        if (t < WM_ACOL_NUMBER || t > WM_ACOL_JSON ||
+            ((WM_ACOL_IS_TEXT(t) || t == WM_ACOL_LIST) && !rd_dict(&f, end, &p->cols[i].dict))) {
             rc = fail(err, err_len, WM_ECORRUPT, "%s: column %ld malformed%.0ld", path, (long)i, 0);
             goto out;
         }
@@ -1322,6 +1329,7 @@ int wm_part_read_col(wm_part_reader_t *r, uint32_t c, wm_acolumn_t *out, char *e
             q += 8;
             break;
         case WM_ACOL_STRING:
+        case WM_ACOL_JSON:
             if (!wm_get_varint(&q, end, &z) || z >= dict_n)
                 return bad(r, 4 + c, err, err_len);
             cb->code[i] = (uint32_t)z;

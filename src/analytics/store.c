@@ -418,6 +418,7 @@ static int ms_load(msrc_t *m, char *err, size_t cap)
                     memcpy(&e->v, &col.num[i], 8);
                     break;
                 case WM_ACOL_STRING:
+                case WM_ACOL_JSON:
                     e->v = col.code[i];
                     break;
                 case WM_ACOL_BOOL:
@@ -498,8 +499,9 @@ static int ms_emit(wm_part_writer_t *w, msrc_t *m)
             rc = wm__part_writer_code(w, wc, e->v, e->form);
             break;
         case WM_ACOL_STRING:
+        case WM_ACOL_JSON:
         case WM_ACOL_LIST: {
-            uint32_t cnt = t == WM_ACOL_STRING ? 1 : e->n;
+            uint32_t cnt = t != WM_ACOL_LIST ? 1 : e->n;
             codes = wm_realloc(codes, (cnt + 1) * sizeof *codes);
             if (!codes) {
                 rc = WM_ENOMEM;
@@ -513,7 +515,7 @@ static int ms_emit(wm_part_writer_t *w, msrc_t *m)
                 }
             }
             for (uint32_t j = 0; j < cnt && !rc; j++) {
-                uint32_t sc = t == WM_ACOL_STRING ? (uint32_t)e->v : m->lcodes[e->v + j];
+                uint32_t sc = t != WM_ACOL_LIST ? (uint32_t)e->v : m->lcodes[e->v + j];
                 uint32_t *slot = &m->strmap[e->col][sc];
                 if (!*slot) {
                     uint32_t len;
@@ -524,7 +526,7 @@ static int ms_emit(wm_part_writer_t *w, msrc_t *m)
                 codes[j] = *slot - 1;
             }
             if (!rc)
-                rc = t == WM_ACOL_STRING ? wm__part_writer_code(w, wc, codes[0], 0)
+                rc = t != WM_ACOL_LIST ? wm__part_writer_code(w, wc, codes[0], 0)
                                          : wm__part_writer_list(w, wc, codes, cnt);
             break;
         }
@@ -791,4 +793,66 @@ int wm_astore_check(const char *dir, wm_buf_t *report, uint64_t *faults)
         }
     }
     return 0;
+}
+
+/* ----------------------------------------------------------------- tail */
+
+int wm__astore_tail(wm_astore_t *s, wm_log_t *log, uint64_t after, uint64_t *next, wm_part_t **out)
+{
+    *out = NULL;
+    uint64_t durable = wm_log_durable_seq(log);
+    *next = after;
+    if (durable <= after)
+        return 0;
+    wm_part_builder_t *b;
+    int rc = wm_part_builder_new(&b);
+    if (rc)
+        return rc;
+    b->nosync = true;
+    wm_log_iter_t *it;
+    if ((rc = wm_log_iter_open(log, after + 1, &it))) {
+        wm_part_builder_free(b);
+        return rc;
+    }
+    wm_arena_t arena;
+    wm_arena_init(&arena, 1 << 16);
+    uint64_t last = after;
+    for (uint64_t n = 0; n < WM_ASTORE_PART_RECORDS_MAX; n++) {
+        wm_log_pos_t pos;
+        const void *payload;
+        uint32_t len;
+        int r = wm_log_iter_next(it, &pos, &payload, &len);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (r == 0 || pos.seq > durable)
+            break;
+        r = wm__builder_add_payload(b, payload, len, pos.seq, &arena);
+        if (r && r != WM_ECORRUPT) {   /* an unreadable record is skipped, as by the compactor */
+            rc = r;
+            break;
+        }
+        last = pos.seq;
+    }
+    wm_log_iter_close(it);
+    wm_arena_release(&arena);
+    if (!rc && (wm_part_builder_rows(b) > 0 || b->nmerges > 0)) {
+        /* an unlisted scratch file: unlinked once mapped, swept at open after a crash */
+        static atomic_uint_fast64_t serial;
+        char path[4096], err[512];
+        snprintf(path, sizeof path, "%s/tail-%ld-%" PRIu64, s->dir, (long)getpid(),
+                 (uint64_t)atomic_fetch_add(&serial, 1));
+        rc = wm_part_builder_write(b, path);
+        if (!rc) {
+            rc = wm_part_open(path, out, err, sizeof err);
+            if (rc)
+                fprintf(stderr, "waymark: analytics: %s\n", err);
+            unlink(path);
+        }
+    }
+    if (!rc)
+        *next = last;
+    wm_part_builder_free(b);
+    return rc;
 }
