@@ -190,7 +190,7 @@ typedef struct wm_query_error {
  * distribution, interval, map, export) on req and writes the JSON answer to
  * out. For "export" the answer is NDJSON of every event in stream order.
  * Errors: WM_EINVAL (bad request: err names the member), WM_ELIMIT
- * (memory), WM_EBUSY (timeout), WM_CLOSED (cancelled), WM_ENOMEM, WM_EIO. */
+ * (memory), WM_EBUSY (timeout), WM_ECLOSED (cancelled), WM_ENOMEM, WM_EIO. */
 int wm_query_run(const wm_query_src_t *src, const char *kind, const wm_json_t *req, wm_buf_t *out,
                  wm_query_error_t *err);
 

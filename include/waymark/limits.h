@@ -201,4 +201,8 @@
 #define WM_REC_HELD_MAX 100000
 #define WM_REC_CO_MAX 1000000
 
+/* Working memory of one analytics query (rows held, per-group figures,
+ * durations kept for medians); past it the query stops with 413. */
+#define WM_QUERY_MEMORY_MAX ((size_t)2 << 30)
+
 #endif
