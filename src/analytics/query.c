@@ -1194,7 +1194,7 @@ static void *scan_main(void *arg)
     uint64_t users = 0;
     const qmerge_t *m = sc->mg;
     for (;;) {
-        if ((++users & 1023) == 0 && (rc = check_limits(q)))
+        if ((users++ & 1023) == 0 && (rc = check_limits(q)))
             break;
         uint64_t u = UINT64_MAX, v;
         bool any = false;
