@@ -170,6 +170,11 @@ typedef struct wm_query_host {
     bool (*in_segment)(void *ctx, uint32_t part, uint64_t user, const char *segment);
 } wm_query_host_t;
 
+/* Dropped customers of a funnel with save_segment: every id (ascending) is
+ * handed to the caller, who owns static segments, to create or replace the
+ * segment; a non-zero return fails the query with that error. */
+typedef int (*wm_query_save_fn)(void *ctx, const char *segment, const uint64_t *users, uint32_t n);
+
 typedef struct wm_query_src {
     wm_astore_t **stores;     /* one per partition */
     wm_log_t **logs;          /* the partitions' logs, for the tail (entries may be NULL) */
@@ -179,6 +184,8 @@ typedef struct wm_query_src {
     volatile int *cancel;     /* set non-zero to cancel; may be NULL */
     size_t memory_max;        /* 0: WM_QUERY_MEMORY_MAX */
     int64_t timeout_ms;       /* 0: the request's timeout_ms or 30 s */
+    wm_query_save_fn save;    /* funnel save_segment; NULL: refused */
+    void *save_ctx;
 } wm_query_src_t;
 
 typedef struct wm_query_error {
@@ -194,8 +201,5 @@ typedef struct wm_query_error {
 int wm_query_run(const wm_query_src_t *src, const char *kind, const wm_json_t *req, wm_buf_t *out,
                  wm_query_error_t *err);
 
-/* Dropped customers of a funnel with save_segment: the ids are returned to
- * the caller (who owns static segments) through this hook when set. */
-typedef int (*wm_query_save_fn)(void *ctx, const char *segment, const uint64_t *users, uint32_t n);
 
 #endif

@@ -631,6 +631,7 @@ typedef struct fconf {
     bool map;               /* journey map: stage events before the range's end */
     bool compare;           /* map: the previous period too */
     bool named[FUNNEL_STEPS_MAX];
+    char save[128];         /* save_segment key, or "" */
 } fconf_t;
 
 typedef struct fgroup {
@@ -693,6 +694,12 @@ static int fn_parse(query_t *q, const wm_json_t *req)
         return q_fail(err, "save_segment", "a segment key");
     if (ss && !c->dropped_at)
         return q_fail(err, "save_segment", "needs dropped_at (the step whose drop-offs are saved)");
+    if (ss && !q->src->save)
+        return q_fail(err, "save_segment", "saving a segment needs the server's audience store");
+    if (ss && ss->len >= sizeof c->save)
+        return q_fail(err, "save_segment", "a segment key of at most %zu bytes", sizeof c->save - 1);
+    if (ss)
+        memcpy(c->save, ss->u.str, ss->len + 1);
     q->all_rows = c->order == O_STRICT;
     q->need_hi = q->hi + c->window + 1;
     return 0;
@@ -983,6 +990,14 @@ static int fn_answer(query_t *q, void *acc, wm_buf_t *out)
         for (uint32_t i = 0; i < a->dropped.n && i < DROPPED_MAX; i++)
             wm_buf_printf(out, "%s%" PRIu64, i ? "," : "", (uint64_t)a->dropped.v[i]);
         wm_buf_printf(out, "],\"dropped_total\":%u", a->dropped.n);
+        if (c->save[0]) {
+            /* ids ascending and distinct: a customer has one level */
+            rc = q->src->save(q->src->save_ctx, c->save, (const uint64_t *)a->dropped.v, a->dropped.n);
+            if (rc)
+                return rc;
+            wm_buf_puts(out, ",\"saved_segment\":");
+            wm_buf_json_str(out, c->save, strlen(c->save));
+        }
     }
     wm_buf_putc(out, '}');
     return out->err;

@@ -296,6 +296,43 @@ static void test_errors_name_the_member(void **state)
     assert_string_equal(err.path, "where");
 }
 
+typedef struct saved {
+    char key[64];
+    uint64_t users[8];
+    uint32_t n;
+} saved_t;
+
+static int save_cb(void *ctx, const char *segment, const uint64_t *users, uint32_t n)
+{
+    saved_t *s = ctx;
+    snprintf(s->key, sizeof s->key, "%s", segment);
+    for (uint32_t i = 0; i < n && i < 8; i++)
+        s->users[i] = users[i];
+    s->n = n;
+    return 0;
+}
+
+static void test_save_segment(void **state)
+{
+    fx_t *f = *state;
+    history(f);
+    wm_query_error_t err;
+    const char *req = "{" RANGE ",\"steps\":[{\"event\":\"A\"},{\"event\":\"C\"}],\"dropped_at\":1,"
+                      "\"save_segment\":\"stalled_a\"}";
+    /* without the audience store the request is refused, naming the member */
+    assert_int_equal(run(f, "funnel", req, &err), WM_EINVAL);
+    assert_string_equal(err.path, "save_segment");
+    saved_t s = {0};
+    f->src.save = save_cb;
+    f->src.save_ctx = &s;
+    const char *a = answer(f, "funnel", req);
+    /* A then C: 20 (A, B, C) and 30 (A, C next day) convert; 31 stalls */
+    assert_non_null(strstr(a, "\"dropped\":[31],\"dropped_total\":1,\"saved_segment\":\"stalled_a\""));
+    assert_string_equal(s.key, "stalled_a");
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.users[0], 31);
+}
+
 static void test_cancel_and_memory(void **state)
 {
     fx_t *f = *state;
@@ -320,6 +357,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_block_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_recomputed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_name_the_member, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
