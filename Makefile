@@ -59,6 +59,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(BENCH_LIBS_$*) $(LDLIBS)
 
 # JSON bake-off: Debian's parsers, simdjson through a small C++ shim.
+BENCH_LIBS_part_codec := -llz4
 BENCH_LIBS_json_bakeoff := $(BUILD)/bench/json_simdjson_shim.o -ljansson -ljson-c -lyajl -lsimdjson -lstdc++
 $(BUILD)/bench/json_bakeoff: $(BUILD)/bench/json_simdjson_shim.o
 $(BUILD)/bench/json_simdjson_shim.o: bench/json_simdjson_shim.cpp

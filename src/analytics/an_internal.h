@@ -53,6 +53,13 @@ int wm__part_writer_finish(wm_part_writer_t *w, uint64_t *bytes);
 void wm__part_writer_abort(wm_part_writer_t *w);
 
 const char *wm__part_path(const wm_part_t *p);
+/* The reader leaves the user (or seq) column of the next blocks undecoded:
+ * wm_ablock_t.user (.seq) is then NULL. */
+void wm__part_reader_skip(wm_part_reader_t *r, bool user, bool seq);
+/* The decompressed bytes of column c (0-3: user, time, seq, event; 4 + i:
+ * property column i) of the block last read, and its stored size (the codec
+ * benchmark). Absent columns fail. */
+int wm__part_plain(wm_part_reader_t *r, uint32_t c, const void **data, size_t *len, size_t *stored);
 uint32_t wm__part_event_len(const wm_part_t *p, uint32_t code);
 uint32_t wm__part_block_rows(const wm_part_t *p, uint32_t b);
 void wm__part_block_range(const wm_part_t *p, uint32_t b, uint64_t *umin, uint64_t *umax, int64_t *tmin,

@@ -1085,7 +1085,14 @@ struct wm_part_reader {
     ZSTD_DCtx *zd;
     colbuf_t *cb;         /* per property column, allocated on first use */
     centry_t *entries;    /* current block's column entries */
+    bool skip_user, skip_seq;   /* columns the caller does not read */
 };
+
+void wm__part_reader_skip(wm_part_reader_t *r, bool user, bool seq)
+{
+    r->skip_user = user;
+    r->skip_seq = seq;
+}
 
 int wm_part_reader_new(wm_part_t *p, wm_part_reader_t **out)
 {
@@ -1172,6 +1179,55 @@ static int load(wm_part_reader_t *r, uint32_t c, size_t *len, char *err, size_t 
     return 0;
 }
 
+int wm__part_plain(wm_part_reader_t *r, uint32_t c, const void **data, size_t *len, size_t *stored)
+{
+    char err[256];
+    int rc = load(r, c, len, err, sizeof err);
+    if (!rc) {
+        *data = r->plain;
+        *stored = r->entries[c].clen;
+    }
+    return rc;
+}
+
+/* A varint of at most 4 bytes when 4 bytes are readable (the common case
+ * of time deltas and codes); otherwise the general decoder. */
+static inline bool get_varint_fast(const unsigned char **pp, const unsigned char *end, uint64_t *v)
+{
+    const unsigned char *q = *pp;
+    if (end - q >= 4) {
+        uint64_t b = q[0];
+        if (b < 0x80) {
+            *v = b;
+            *pp = q + 1;
+            return true;
+        }
+        uint64_t x = b & 0x7f;
+        b = q[1];
+        x |= (b & 0x7f) << 7;
+        if (b < 0x80) {
+            *v = x;
+            *pp = q + 2;
+            return true;
+        }
+        b = q[2];
+        x |= (b & 0x7f) << 14;
+        if (b < 0x80) {
+            *v = x;
+            *pp = q + 3;
+            return true;
+        }
+        b = q[3];
+        x |= (b & 0x7f) << 21;
+        if (b < 0x80) {
+            *v = x;
+            *pp = q + 4;
+            return true;
+        }
+    }
+    return wm_get_varint(pp, end, v);
+}
+
 static int bad(wm_part_reader_t *r, uint32_t c, char *err, size_t cap)
 {
     if (err && cap)
@@ -1194,11 +1250,14 @@ int wm_part_read_block(wm_part_reader_t *r, uint32_t b, wm_ablock_t *out, char *
     size_t len;
     int rc;
     /* user runs */
+    const unsigned char *q = NULL, *end = NULL;
+    uint32_t i = 0;
+    if (r->skip_user)
+        goto time_seq;
     if ((rc = load(r, 0, &len, err, err_len)))
         goto fail;
-    const unsigned char *q = r->plain, *end = q + len;
+    q = r->plain, end = q + len;
     uint64_t u = 0;
-    uint32_t i = 0;
     while (q < end) {
         uint64_t d, cnt;
         if (!wm_get_varint(&q, end, &d) || !wm_get_varint(&q, end, &cnt) || !cnt || cnt > n - i) {
@@ -1213,8 +1272,11 @@ int wm_part_read_block(wm_part_reader_t *r, uint32_t b, wm_ablock_t *out, char *
         rc = bad(r, 0, err, err_len);
         goto fail;
     }
+time_seq:
     /* time, seq */
     for (uint32_t c = 1; c <= 2; c++) {
+        if (c == 2 && r->skip_seq)
+            break;
         if ((rc = load(r, c, &len, err, err_len)))
             goto fail;
         q = r->plain;
@@ -1222,9 +1284,7 @@ int wm_part_read_block(wm_part_reader_t *r, uint32_t b, wm_ablock_t *out, char *
         int64_t acc = 0;
         for (i = 0; i < n; i++) {
             uint64_t z;
-            if (q < end && *q < 0x80)
-                z = *q++;
-            else if (!wm_get_varint(&q, end, &z)) {
+            if (!get_varint_fast(&q, end, &z)) {
                 rc = bad(r, c, err, err_len);
                 goto fail;
             }
@@ -1245,9 +1305,7 @@ int wm_part_read_block(wm_part_reader_t *r, uint32_t b, wm_ablock_t *out, char *
     end = q + len;
     for (i = 0; i < n; i++) {
         uint64_t z;
-        if (q < end && *q < 0x80)
-            z = *q++;
-        else if (!wm_get_varint(&q, end, &z)) {
+        if (!get_varint_fast(&q, end, &z)) {
             rc = bad(r, 3, err, err_len);
             goto fail;
         }
@@ -1263,9 +1321,9 @@ int wm_part_read_block(wm_part_reader_t *r, uint32_t b, wm_ablock_t *out, char *
     }
     r->rows = n;
     out->rows = n;
-    out->user = r->user;
+    out->user = r->skip_user ? NULL : r->user;
     out->time = r->time;
-    out->seq = r->seq;
+    out->seq = r->skip_seq ? NULL : r->seq;
     out->event = r->ev;
     return 0;
 fail:

@@ -84,6 +84,15 @@ typedef struct qkernel {
     uint32_t (*series)(query_t *q);
     void (*set_series)(query_t *q, uint32_t s);
     int (*finish)(query_t *q, wm_buf_t *out);
+    /* row mode (optional): when row_mode says so, every row is handed to
+     * row on its own, without customers (figures that do not depend on who) */
+    bool (*row_mode)(query_t *q);
+    int (*row)(query_t *q, void *acc, const qrow_t *r);
+    /* block mode (optional, within row mode): when block_ok says the query
+     * reads nothing but the event and its time, whole blocks go to block */
+    bool (*block_ok)(query_t *q);
+    int (*block)(query_t *q, void *acc, const int64_t *time, const uint32_t *ev, const uint32_t *evmask,
+                 uint32_t nev, uint32_t n);
 } qkernel_t;
 
 struct query {

@@ -181,6 +181,8 @@ typedef struct econf {
 typedef struct eacc {
     gtab_t t;
     uint64_t ustamp;
+    uint32_t last_g;        /* the group of the previous row, and its record */
+    egroup_t *last;
 } eacc_t;
 
 static int64_t ebucket(query_t *q, const econf_t *c, int64_t t)
@@ -434,6 +436,32 @@ static egroup_t *ev_group(query_t *q, eacc_t *a, uint32_t g)
     return eg;
 }
 
+static int ev_one(query_t *q, eacc_t *a, econf_t *c, const qrow_t *r, uint64_t stamp)
+{
+    int period;
+    int64_t t = r->time;
+    if (t >= q->lo && t < q->hi)
+        period = 0;
+    else if (c->compare && t >= q->lo - q->len && t < q->lo) {
+        period = 1;
+        t += q->len;
+    } else
+        return 0;
+    uint32_t g = q_group(q, r->grp);
+    egroup_t *eg = g == a->last_g && a->last ? a->last : ev_group(q, a, g);
+    if (!eg)
+        return WM_ENOMEM;
+    a->last_g = g;
+    a->last = eg;
+    int64_t b = (c->interval == I_DAY ? q_day(q, t) : ebucket(q, c, t)) - c->b0;
+    if (b < 0 || b >= c->nb)
+        return 0;
+    int rc = ecell_add(q, c, &eg->cells[2 * b + period], r, stamp);
+    if (!rc)
+        rc = ecell_add(q, c, &eg->cells[2 * c->nb + period], r, stamp);
+    return rc;
+}
+
 static int ev_user(query_t *q, void *acc, uint64_t user, qrow_t *rows, uint32_t n)
 {
     eacc_t *a = acc;
@@ -441,31 +469,68 @@ static int ev_user(query_t *q, void *acc, uint64_t user, qrow_t *rows, uint32_t 
     uint32_t bit = 1u << c->spec[c->cur];
     uint64_t stamp = ++a->ustamp;
     for (uint32_t i = 0; i < n; i++) {
-        const qrow_t *r = &rows[i];
-        if (!(r->mask & bit))
-            continue;
-        int period;
-        int64_t t = r->time;
-        if (t >= q->lo && t < q->hi)
-            period = 0;
-        else if (c->compare && t >= q->lo - q->len && t < q->lo) {
-            period = 1;
-            t += q->len;
-        } else
-            continue;
-        egroup_t *eg = ev_group(q, a, q_group(q, r->grp));
-        if (!eg)
-            return WM_ENOMEM;
-        int64_t b = ebucket(q, c, t) - c->b0;
-        if (b < 0 || b >= c->nb)
-            continue;
-        int rc = ecell_add(q, c, &eg->cells[2 * b + period], r, stamp);
-        if (!rc)
-            rc = ecell_add(q, c, &eg->cells[2 * c->nb + period], r, stamp);
+        int rc = rows[i].mask & bit ? ev_one(q, a, c, &rows[i], stamp) : 0;
         if (rc)
             return rc;
     }
     return 0;
+}
+
+static bool ev_row_mode(query_t *q)
+{
+    econf_t *c = q->conf;
+    bool customer = q->where.reads_customer || q->bd == QBD_PROFILE || q->bd == QBD_TAG;
+    for (uint32_t k = 0; k < q->nspecs; k++)
+        customer |= q->specs[k].where.reads_customer;
+    return c->measure[c->cur] != M_USERS && !customer;
+}
+
+/* count of events by their name and time alone: a block at a time */
+static bool ev_block_ok(query_t *q)
+{
+    econf_t *c = q->conf;
+    return c->measure[c->cur] == M_COUNT && !q->where.c && !q->specs[c->spec[c->cur]].where.c && q->bd == QBD_NONE &&
+           c->interval != I_HOUR && c->interval != I_MONTH;
+}
+
+static int ev_block(query_t *q, void *acc, const int64_t *time, const uint32_t *ev, const uint32_t *evmask,
+                    uint32_t nev, uint32_t n)
+{
+    eacc_t *a = acc;
+    econf_t *c = q->conf;
+    egroup_t *eg = a->last ? a->last : ev_group(q, a, 0);
+    if (!eg)
+        return WM_ENOMEM;
+    a->last = eg;
+    a->last_g = 0;
+    uint32_t bit = 1u << c->spec[c->cur];
+    int64_t off = (int64_t)q->off_min * 60000, plo = c->compare ? q->lo - q->len : q->lo;
+    ecell_t *cells = eg->cells;
+    uint64_t tot[2] = {0, 0};
+    for (uint32_t i = 0; i < n; i++) {
+        if (ev[i] >= nev || !(evmask[ev[i]] & bit))
+            continue;
+        int64_t t = time[i];
+        if (t < plo || t >= q->hi)
+            continue;
+        int period = t < q->lo;
+        t += period ? q->len : 0;
+        int64_t d = (t + off) / DAY_MS;   /* t + off >= 0 for any date the range allows */
+        int64_t b = (c->interval == I_DAY ? d : c->interval == I_WEEK ? (d + 3) / 7 : 0) - c->b0;
+        if (b < 0 || b >= c->nb)
+            continue;
+        cells[2 * b + period].count++;
+        tot[period]++;
+    }
+    cells[2 * c->nb].count += tot[0];
+    cells[2 * c->nb + 1].count += tot[1];
+    return 0;
+}
+
+static int ev_row(query_t *q, void *acc, const qrow_t *r)
+{
+    econf_t *c = q->conf;
+    return r->mask >> c->spec[c->cur] & 1 ? ev_one(q, acc, c, r, 0) : 0;
 }
 
 static int ev_merge(query_t *q, void *dst, void *src)
@@ -615,7 +680,8 @@ static int ev_finish(query_t *q, wm_buf_t *out)
 const qkernel_t wm__qk_events = {
     .kind = "events", .conf_size = sizeof(econf_t), .parse = ev_parse, .acc_new = ev_new, .acc_free = ev_free,
     .user = ev_user, .merge = ev_merge, .figures = ev_figures, .answer = ev_answer, .conf_free = ev_conf_free,
-    .series = ev_series, .set_series = ev_set_series, .finish = ev_finish,
+    .series = ev_series, .set_series = ev_set_series, .finish = ev_finish, .row_mode = ev_row_mode, .row = ev_row,
+    .block_ok = ev_block_ok, .block = ev_block,
 };
 
 /* ============================================================ funnel */

@@ -1028,6 +1028,82 @@ static int row_text(qscan_t *sc, qsrc_t *s, uint32_t row, qrow_t *r)
     return q_mem(sc->q, (int64_t)sc->tb.len);
 }
 
+static int check_limits(query_t *q);
+
+/* Makes the query row of row i of the source's current block: 0 with *r
+ * filled, 1 when the row is not part of the query, or an error. */
+static int make_row(qscan_t *sc, qsrc_t *s, uint32_t i, qrow_t *r)
+{
+    query_t *q = sc->q;
+    const wm_ablock_t *b = &s->blk;
+    int64_t t = b->time[i];
+    if (t < q->need_lo || t >= q->need_hi)
+        return 1;
+    uint32_t ev = b->event[i];
+    uint32_t mask = ev < s->nev ? s->evmask[ev] : 0;
+    if (!mask && !q->all_rows)
+        return 1;
+    if (q->where.c) {
+        bool ok;
+        if (!q->where.reads_event) {
+            if (sc->where_user < 0)
+                sc->where_user = eval_cond(sc, s, &q->where, i, "");
+            ok = sc->where_user;
+        } else
+            ok = cond_row(sc, s, &q->where, Q_SPECS_MAX, i, ev);
+        if (!ok)
+            return 1;
+    }
+    for (uint32_t m = mask; m; m &= m - 1) {
+        uint32_t k = (uint32_t)__builtin_ctz(m);
+        if (q->specs[k].where.c && !cond_row(sc, s, &q->specs[k].where, k, i, ev))
+            mask &= ~(1u << k);
+    }
+    if (!mask && !q->all_rows)
+        return 1;
+    /* stream order among equal times: the log sequence, or with one source
+     * per partition the row's place in the part (sorted by user, time, seq) */
+    uint64_t seq = b->seq ? b->seq[i] : (uint64_t)s->block * WM_PART_BLOCK_ROWS + i;
+    *r = (qrow_t){.time = t, .ord = (uint64_t)s->partition << 44 | seq, .mask = mask,
+                  .name = ev < s->nev ? s->evname[ev] : 0, .val = NAN};
+    int rc;
+    if (q->bd == QBD_PROP && (rc = row_group(sc, s, i, &r->grp)))
+        return rc;
+    if (q->val_prop >= 0 && (!q->val_mask || (mask & q->val_mask))) {
+        qval_t v;
+        if (src_val(s, (uint32_t)q->val_prop, i, &v))
+            r->val = val_num(s, &v);
+    }
+    if (q->dval_prop >= 0) {
+        qval_t v;
+        r->aux = UINT32_MAX;
+        if (src_val(s, (uint32_t)q->dval_prop, i, &v)) {
+            wm_buf_reset(&sc->tb);
+            val_text(s, &v, &sc->tb);
+            if ((rc = q_intern(&q->labels, sc->tb.data ? sc->tb.data : "", sc->tb.len, &r->aux)))
+                return rc;
+        }
+    }
+    if (q->label_from < q->nspecs) {
+        /* attribution: the label of the first touch spec the event matches */
+        for (uint32_t m = mask >> q->label_from; m; m &= m - 1) {
+            uint32_t k = q->label_from + (uint32_t)__builtin_ctz(m);
+            r->aux = UINT32_MAX;
+            qval_t v;
+            if (q->specs[k].label_prop >= 0 && src_val(s, (uint32_t)q->specs[k].label_prop, i, &v)) {
+                wm_buf_reset(&sc->tb);
+                val_text(s, &v, &sc->tb);
+                if ((rc = q_intern(&q->labels, sc->tb.data ? sc->tb.data : "", sc->tb.len, &r->aux)))
+                    return rc;
+            }
+            break;
+        }
+    }
+    if (q->export_text && (rc = row_text(sc, s, i, r)))
+        return rc;
+    return 0;
+}
+
 /* Reads the rows of user u from source s (its cursor is on u). */
 static int src_user_rows(qscan_t *sc, qsrc_t *s, uint64_t u, bool held, uint64_t root)
 {
@@ -1041,76 +1117,58 @@ static int src_user_rows(qscan_t *sc, qsrc_t *s, uint64_t u, bool held, uint64_t
             uint32_t i = s->row;
             if (b->user[i] != u)
                 return 0;
-            int64_t t = b->time[i];
-            if (t < q->need_lo || t >= q->need_hi)
+            qrow_t r;
+            rc = make_row(sc, s, i, &r);
+            if (rc == 1) {
+                rc = 0;
                 continue;
-            uint32_t ev = b->event[i];
-            uint32_t mask = ev < s->nev ? s->evmask[ev] : 0;
-            if (!mask && !q->all_rows)
-                continue;
-            if (q->where.c) {
-                bool ok;
-                if (!q->where.reads_event) {
-                    if (sc->where_user < 0)
-                        sc->where_user = eval_cond(sc, s, &q->where, i, "");
-                    ok = sc->where_user;
-                } else
-                    ok = cond_row(sc, s, &q->where, Q_SPECS_MAX, i, ev);
-                if (!ok)
-                    continue;
             }
-            for (uint32_t m = mask; m; m &= m - 1) {
-                uint32_t k = (uint32_t)__builtin_ctz(m);
-                if (q->specs[k].where.c && !cond_row(sc, s, &q->specs[k].where, k, i, ev))
-                    mask &= ~(1u << k);
-            }
-            if (!mask && !q->all_rows)
-                continue;
-            qrow_t r = {.time = t, .ord = (uint64_t)s->partition << 44 | b->seq[i], .mask = mask,
-                        .name = ev < s->nev ? s->evname[ev] : 0, .val = NAN};
-            if (q->bd == QBD_PROP && (rc = row_group(sc, s, i, &r.grp)))
-                return rc;
-            if (q->val_prop >= 0 && (!q->val_mask || (mask & q->val_mask))) {
-                qval_t v;
-                if (src_val(s, (uint32_t)q->val_prop, i, &v))
-                    r.val = val_num(s, &v);
-            }
-            if (q->dval_prop >= 0) {
-                qval_t v;
-                r.aux = UINT32_MAX;
-                if (src_val(s, (uint32_t)q->dval_prop, i, &v)) {
-                    wm_buf_reset(&sc->tb);
-                    val_text(s, &v, &sc->tb);
-                    if ((rc = q_intern(&q->labels, sc->tb.data ? sc->tb.data : "", sc->tb.len, &r.aux)))
-                        return rc;
-                }
-            }
-            if (q->label_from < q->nspecs) {
-                /* attribution: the label of the first touch spec the event matches */
-                for (uint32_t m = mask >> q->label_from; m; m &= m - 1) {
-                    uint32_t k = q->label_from + (uint32_t)__builtin_ctz(m);
-                    r.aux = UINT32_MAX;
-                    qval_t v;
-                    if (q->specs[k].label_prop >= 0 && src_val(s, (uint32_t)q->specs[k].label_prop, i, &v)) {
-                        wm_buf_reset(&sc->tb);
-                        val_text(s, &v, &sc->tb);
-                        if ((rc = q_intern(&q->labels, sc->tb.data ? sc->tb.data : "", sc->tb.len, &r.aux)))
-                            return rc;
-                    }
-                    break;
-                }
-            }
-            if (q->export_text && (rc = row_text(sc, s, i, &r)))
+            if (rc)
                 return rc;
             if (held)
                 rc = hold(sc, root, &r);
-            else if (!(rc = q_grow(q, (void **)&sc->rows, &sc->rcap, (uint64_t)sc->nrows + 1, sizeof *sc->rows)))
+            else if (sc->nrows < sc->rcap ||
+                     !(rc = q_grow(q, (void **)&sc->rows, &sc->rcap, (uint64_t)sc->nrows + 1, sizeof *sc->rows)))
                 sc->rows[sc->nrows++] = r;
             if (rc)
                 return rc;
         }
         s->loaded = false;
         s->block++;
+    }
+    return rc;
+}
+
+/* Row mode: kinds whose figures do not depend on who did the event (events
+ * counts, sums, distinct values) read every block once, without users. */
+static int scan_rows(qscan_t *sc)
+{
+    query_t *q = sc->q;
+    int rc = 0;
+    for (uint32_t k = 0; k < sc->nsrcs && !rc; k++) {
+        qsrc_t *s = &sc->srcs[k];
+        wm__part_reader_skip(s->rd, true, true);
+        bool whole = q->k->block_ok && q->k->block_ok(q);
+        while (!rc && src_load(q, s)) {
+            if ((rc = check_limits(q)))
+                break;
+            if (whole) {
+                rc = q->k->block(q, sc->acc, s->blk.time, s->blk.event, s->evmask, s->nev, s->blk.rows);
+                s->loaded = false;
+                s->block++;
+                continue;
+            }
+            for (uint32_t i = 0; i < s->blk.rows && !rc; i++) {
+                qrow_t r;
+                rc = make_row(sc, s, i, &r);
+                if (rc == 1)
+                    rc = 0;
+                else if (!rc)
+                    rc = q->k->row(q, sc->acc, &r);
+            }
+            s->loaded = false;
+            s->block++;
+        }
     }
     return rc;
 }
@@ -1193,6 +1251,15 @@ static void *scan_main(void *arg)
     int rc = 0;
     uint64_t users = 0;
     const qmerge_t *m = sc->mg;
+    if (q->k->row && q->k->row_mode(q)) {
+        sc->rc = rc = scan_rows(sc);
+        if (rc)
+            atomic_store(&q->stop, rc);
+        return NULL;
+    }
+    /* one source: rows are in stream order by their place in the part */
+    for (uint32_t i = 0; i < sc->nsrcs; i++)
+        wm__part_reader_skip(sc->srcs[i].rd, false, sc->nsrcs == 1);
     for (;;) {
         if ((users++ & 1023) == 0 && (rc = check_limits(q)))
             break;
