@@ -34,6 +34,8 @@ static double now(void)
 }
 
 static unsigned char *cbuf, *dbuf;
+static ZSTD_CCtx *zc;
+static ZSTD_DCtx *zd;
 static size_t ccap, dcap;
 
 static void run(codec_t *c, const void *src, size_t n)
@@ -50,13 +52,13 @@ static void run(codec_t *c, const void *src, size_t n)
     double t0 = now();
     size_t k;
     if (c->name[0] == 'z')
-        k = ZSTD_compress(cbuf, ccap, src, n, c->level);
+        k = ZSTD_compressCCtx(zc, cbuf, ccap, src, n, c->level);
     else if (c->level > 0)
         k = (size_t)LZ4_compress_HC(src, (char *)cbuf, (int)n, (int)ccap, c->level);
     else
         k = (size_t)LZ4_compress_default(src, (char *)cbuf, (int)n, (int)ccap);
     double t1 = now();
-    size_t back = c->name[0] == 'z' ? ZSTD_decompress(dbuf, dcap, cbuf, k)
+    size_t back = c->name[0] == 'z' ? ZSTD_decompressDCtx(zd, dbuf, dcap, cbuf, k)
                                      : (size_t)LZ4_decompress_safe((char *)cbuf, (char *)dbuf, (int)k, (int)dcap);
     double t2 = now();
     if (back != n || memcmp(dbuf, src, n)) {
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
     size_t nc = sizeof codecs / sizeof *codecs;
     char **files = NULL;
     int nf = 0;
+    zc = ZSTD_createCCtx();
+    zd = ZSTD_createDCtx();
     if (argc == 3 && !strcmp(argv[1], "--data")) {
         for (int p = 0; p < 256; p++) {
             char d[4096];
@@ -101,6 +105,11 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t stored = 0, rows = 0;
+    /* stored bytes by column name (base columns first) */
+    enum { NAMES = 4096 };
+    static char *names[NAMES];
+    static uint64_t by[NAMES];
+    uint32_t nn = 0;
     for (int i = 0; i < nf; i++) {
         wm_part_t *p;
         char err[512];
@@ -126,6 +135,16 @@ int main(int argc, char **argv)
                 if (wm__part_plain(r, c, &data, &len, &st))
                     continue;   /* a column without values in this block */
                 stored += st;
+                wm_acol_type_t t;
+                const char *cn = c < 4 ? (const char *[]){"(user)", "(time)", "(seq)", "(event)"}[c]
+                                       : wm_part_col_name(p, c - 4, &t);
+                uint32_t j = 0;
+                while (j < nn && strcmp(names[j], cn))
+                    j++;
+                if (j == nn && nn < NAMES)
+                    names[nn++] = strdup(cn);
+                if (j < NAMES)
+                    by[j] += st;
                 for (size_t k = 0; k < nc; k++)
                     run(&codecs[k], data, len);
             }
@@ -142,6 +161,17 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "%s-%d", c->name, c->level);
         printf("%-10s %12" PRIu64 " %10.2f %10.2f %12.0f %12.0f\n", name, c->packed, (double)c->packed / rows,
                (double)c->plain / c->packed, c->plain / 1e6 / c->c_s, c->plain / 1e6 / c->d_s);
+    }
+    printf("\nlargest columns (stored bytes per row):\n");
+    for (int top = 0; top < 12; top++) {
+        uint32_t best = UINT32_MAX;
+        for (uint32_t j = 0; j < nn; j++)
+            if (by[j] && (best == UINT32_MAX || by[j] > by[best]))
+                best = j;
+        if (best == UINT32_MAX)
+            break;
+        printf("  %-24s %8.2f\n", names[best], (double)by[best] / rows);
+        by[best] = 0;
     }
     return 0;
 }
