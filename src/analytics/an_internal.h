@@ -15,6 +15,7 @@
 
 #define WM_ASTORE_PARTS_MAX 8
 #define WM_ASTORE_PART_RECORDS_MAX 2000000u  /* log records read into one new part */
+#define WM_ASTORE_TAILS_MAX 16      /* cached scratch parts of the log tail */
 
 /* A string dictionary: code = insertion order. */
 typedef struct wm_an_dict {
@@ -137,5 +138,11 @@ void wm__astore_count_corrupt(wm_astore_t *s, uint64_t n);
  * already unlinked; *out is NULL when they hold no event or merge. *next is
  * the last sequence read (call again from there until it stops moving). */
 int wm__astore_tail(wm_astore_t *s, wm_log_t *log, uint64_t after, uint64_t *next, wm_part_t **out);
+/* The scratch parts covering the durable tail after `after` (the manifest's
+ * sequence of the caller's snapshot): the store keeps them for the next
+ * query and builds only what was appended since. Each returned reference is
+ * released with wm__apart_release; the array with wm_free. */
+int wm__astore_tail_parts(wm_astore_t *s, wm_log_t *log, uint64_t after, wm_apart_ref_t ***out, uint32_t *n);
+void wm__apart_release(wm_apart_ref_t *r);
 
 #endif

@@ -511,7 +511,7 @@ static uint64_t mroot(const qmerge_t *m, uint64_t u, uint32_t *part)
 typedef struct qrun {
     query_t *q;
     wm_aversion_t **versions;   /* per partition */
-    wm_part_t **tails;          /* scratch parts of the log tails */
+    wm_apart_ref_t **tails;     /* scratch parts of the log tails (references) */
     uint32_t ntails, tcap;
     uint32_t *tail_part;
     qmerge_t merges;
@@ -1371,24 +1371,24 @@ static int open_sources(qrun_t *run)
         if (rc)
             return rc;
         if (src->logs && src->logs[p]) {
-            uint64_t after = v ? v->compacted_seq : 0, next;
-            for (;;) {
-                wm_part_t *tp = NULL;
-                if ((rc = wm__astore_tail(src->stores[p], src->logs[p], after, &next, &tp)))
-                    return rc;
-                if (tp) {
-                    if ((rc = wm__an_grow((void **)&run->tails, &run->tcap, run->ntails + 1, sizeof *run->tails))) {
-                        wm_part_close(tp);
-                        return rc;
-                    }
-                    run->tails[run->ntails++] = tp;
-                    if ((rc = add_part(sc, tp)) || (rc = add_merges(run, tp, p)))
-                        return rc;
+            wm_apart_ref_t **tails;
+            uint32_t nt;
+            if ((rc = wm__astore_tail_parts(src->stores[p], src->logs[p], v ? v->compacted_seq : 0, &tails, &nt)))
+                return rc;
+            for (uint32_t i = 0; i < nt; i++) {
+                if (!rc)
+                    rc = wm__an_grow((void **)&run->tails, &run->tcap, run->ntails + 1, sizeof *run->tails);
+                if (rc) {
+                    wm__apart_release(tails[i]);
+                    continue;
                 }
-                if (next == after)
-                    break;
-                after = next;
+                run->tails[run->ntails++] = tails[i];
+                if (!(rc = add_part(sc, tails[i]->part)))
+                    rc = add_merges(run, tails[i]->part, p);
             }
+            wm_free(tails);
+            if (rc)
+                return rc;
         }
     }
     return 0;
@@ -1411,7 +1411,7 @@ static void close_sources(qrun_t *run)
             wm__aversion_release(run->versions[p]);
     }
     for (uint32_t i = 0; i < run->ntails; i++)
-        wm_part_close(run->tails[i]);
+        wm__apart_release(run->tails[i]);
     wm_free(run->tails);
     wm_free(run->scans);
     wm_free(run->versions);

@@ -39,6 +39,12 @@ struct wm_astore {
     uint64_t next_id;
     uint64_t compactions, merges;
     atomic_uint_fast64_t corrupt;
+    /* scratch parts of the uncompacted tail, kept for the next query: they
+     * cover (tail_base, tail_to] in order; dropped when compaction moves on */
+    pthread_mutex_t tail_mu;
+    wm_apart_ref_t *tails[WM_ASTORE_TAILS_MAX];
+    uint32_t ntails;
+    uint64_t tail_base, tail_to;
 };
 
 static void ref_release(wm_apart_ref_t *r)
@@ -241,6 +247,7 @@ int wm_astore_open(const char *dir, uint32_t partition, wm_astore_t **out)
     s->next_id = 1;
     atomic_init(&s->cur->refs, 1);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->tail_mu, NULL);
     int rc = read_manifest(s, s->cur);
     if (rc) {
         wm_astore_close(s);
@@ -256,6 +263,9 @@ void wm_astore_close(wm_astore_t *s)
     if (!s)
         return;
     wm__aversion_release(s->cur);
+    for (uint32_t i = 0; i < s->ntails; i++)
+        ref_release(s->tails[i]);
+    pthread_mutex_destroy(&s->tail_mu);
     pthread_mutex_destroy(&s->mu);
     wm_free(s->dir);
     wm_free(s);
@@ -855,4 +865,77 @@ int wm__astore_tail(wm_astore_t *s, wm_log_t *log, uint64_t after, uint64_t *nex
         *next = last;
     wm_part_builder_free(b);
     return rc;
+}
+
+static void tails_drop(wm_astore_t *s, uint64_t base)
+{
+    for (uint32_t i = 0; i < s->ntails; i++)
+        ref_release(s->tails[i]);
+    s->ntails = 0;
+    s->tail_base = s->tail_to = base;
+}
+
+static int tail_ref(wm_part_t *p, wm_apart_ref_t **out)
+{
+    wm_apart_ref_t *r = wm_calloc(1, sizeof *r);
+    if (!r)
+        return WM_ENOMEM;
+    r->part = p;
+    snprintf(r->name, sizeof r->name, "tail");
+    atomic_init(&r->refs, 1);
+    *out = r;
+    return 0;
+}
+
+int wm__astore_tail_parts(wm_astore_t *s, wm_log_t *log, uint64_t after, wm_apart_ref_t ***out, uint32_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->tail_mu);
+    int rc = 0;
+    if (after != s->tail_base)
+        tails_drop(s, after);
+    /* what the cache lacks: (tail_to, durable], a part per call */
+    for (uint64_t from = s->tail_to; !rc;) {
+        wm_part_t *p = NULL;
+        uint64_t next;
+        if ((rc = wm__astore_tail(s, log, from, &next, &p)))
+            break;
+        if (p) {
+            if (s->ntails == WM_ASTORE_TAILS_MAX) {
+                /* too many slices: start over with one */
+                wm_part_close(p);
+                tails_drop(s, after);
+                from = after;
+                continue;
+            }
+            wm_apart_ref_t *r;
+            if ((rc = tail_ref(p, &r))) {
+                wm_part_close(p);
+                break;
+            }
+            s->tails[s->ntails++] = r;
+        }
+        s->tail_to = next;
+        if (next == from)
+            break;
+        from = next;
+    }
+    if (!rc && s->ntails) {
+        if (!(*out = wm_malloc(s->ntails * sizeof **out)))
+            rc = WM_ENOMEM;
+        for (uint32_t i = 0; !rc && i < s->ntails; i++) {
+            atomic_fetch_add(&s->tails[i]->refs, 1);
+            (*out)[i] = s->tails[i];
+        }
+        if (!rc)
+            *n = s->ntails;
+    }
+    pthread_mutex_unlock(&s->tail_mu);
+    return rc;
+}
+
+void wm__apart_release(wm_apart_ref_t *r)
+{
+    ref_release(r);
 }

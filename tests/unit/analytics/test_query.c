@@ -209,6 +209,25 @@ static void test_tail_and_parts_agree(void **state)
     assert_non_null(strstr(a, "\"totals\":[{\"series\":0,\"value\":15}]"));
 }
 
+/* The tail's scratch parts are kept between queries: what was appended since
+ * is added, what a compaction sealed is dropped; answers stay exact. */
+static void test_tail_cache(void **state)
+{
+    fx_t *f = *state;
+    const char *q = "{" RANGE ",\"series\":[{\"event\":\"T\"}],\"interval\":\"total\"}";
+    char want[64];
+    for (int i = 1; i <= 20; i++) {
+        event(f, (uint32_t)(i % 2), 100 + (uint64_t)i, T0 + i * MIN, "T", NULL);
+        sync_all(f);
+        if (i == 7 || i == 15)
+            compact_all(f);
+        snprintf(want, sizeof want, "\"totals\":[{\"series\":0,\"value\":%d}]", i);
+        const char *a = answer(f, "events", q);
+        if (!strstr(a, want))
+            fail_msg("after %d events: %s", i, a);
+    }
+}
+
 static void test_corrupt_block_skipped(void **state)
 {
     fx_t *f = *state;
@@ -356,6 +375,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_merge_across_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_and_parts_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_block_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_recomputed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_name_the_member, setup, teardown),
