@@ -75,7 +75,7 @@ int main(int argc, char **argv)
 {
     codec_t codecs[] = {{.name = "zstd", .level = 1}, {.name = "zstd", .level = 3}, {.name = "lz4", .level = 0},
                         {.name = "lz4hc", .level = 9}};
-    size_t nc = sizeof codecs / sizeof *codecs;
+    size_t nc = getenv("PART_CODEC_SIZES_ONLY") ? 1 : sizeof codecs / sizeof *codecs;
     char **files = NULL;
     int nf = 0;
     zc = ZSTD_createCCtx();
