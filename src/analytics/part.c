@@ -297,7 +297,9 @@ int wm__part_writer_col(wm_part_writer_t *w, const char *name, size_t len, wm_ac
         *col = (uint32_t)v;
         return 0;
     }
-    if (w->ncols >= WM_PART_COLS_MAX)
+    /* the last column is kept for "$rest", where values past the limit go */
+    bool rest = type == WM_ACOL_STRING && len == 5 && !memcmp(name, "$rest", 5);
+    if (w->ncols >= WM_PART_COLS_MAX - (rest ? 0 : 1))
         return WM_ELIMIT;
     if (wm__an_grow((void **)&w->cols, &w->ccap, w->ncols + 1, sizeof *w->cols))
         return WM_ENOMEM;
@@ -864,7 +866,7 @@ int wm_part_open(const char *path, wm_part_t **out, char *err, size_t err_len)
     uint64_t rows, nblocks, ncols, smin, smax, tmin, tmax;
     if (!rd_varint(&f, end, &rows) || !rd_varint(&f, end, &nblocks) || !rd_varint(&f, end, &ncols) ||
         !rd_varint(&f, end, &smin) || !rd_varint(&f, end, &smax) || !rd_varint(&f, end, &tmin) ||
-        !rd_varint(&f, end, &tmax) || ncols > WM_PART_COLS_MAX || nblocks > rows ||
+        !rd_varint(&f, end, &tmax) || ncols > WM_PART_COLS_MAX || nblocks > rows || nblocks > flen ||
         nblocks * WM_PART_BLOCK_ROWS < rows || !rd_dict(&f, end, &p->events)) {
         rc = fail(err, err_len, WM_ECORRUPT, "%s: footer header malformed%.0ld%.0ld", path, 0, 0);
         goto out;
@@ -940,7 +942,7 @@ int wm_part_open(const char *path, wm_part_t **out, char *err, size_t err_len)
         total += r;
         for (uint32_t c = 0; c < 4 + ncols; c++) {
             centry_t ce;
-            if (!rd_centry(&f, end, c, &ce) || (ce.clen && (ce.off < 8 || ce.off + ce.clen > foff)) ||
+            if (!rd_centry(&f, end, c, &ce) || (ce.clen && (ce.off < 8 || ce.off > foff || ce.clen > foff - ce.off)) ||
                 (c < 4 && !ce.clen)) {
                 rc = fail(err, err_len, WM_ECORRUPT, "%s: block %ld column %ld index malformed", path, (long)b,
                           (long)c);
