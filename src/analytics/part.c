@@ -325,6 +325,25 @@ int wm__part_writer_str(wm_part_writer_t *w, uint32_t col, const char *s, size_t
     return wm__an_dict_add(&w->cols[col].dict, s, len, code);
 }
 
+int wm__part_writer_rest(wm_part_writer_t *w, const char *name, size_t len, wm_acol_type_t type, const char *s,
+                         size_t slen, double num)
+{
+    uint32_t rest, code;
+    int rc = wm__part_writer_col(w, "$rest", 5, WM_ACOL_STRING, &rest);
+    if (rc)
+        return rc;
+    /* "name=value" (the value's text for strings and numbers), at most 1023 bytes */
+    char text[1024];
+    int n = type == WM_ACOL_STRING   ? snprintf(text, sizeof text, "%.*s=%.*s", (int)len, name, (int)slen, s)
+            : type == WM_ACOL_NUMBER ? snprintf(text, sizeof text, "%.*s=%.17g", (int)len, name, num)
+                                     : snprintf(text, sizeof text, "%.*s", (int)len, name);
+    if (n >= (int)sizeof text)
+        n = (int)sizeof text - 1;
+    if ((rc = wm__part_writer_str(w, rest, text, (size_t)(n < 0 ? 0 : n), &code)) == 0)
+        rc = wm__part_writer_code(w, rest, code, 0);
+    return rc;
+}
+
 static int flush_block(wm_part_writer_t *w);
 
 int wm__part_writer_row(wm_part_writer_t *w, uint64_t user, int64_t time_ms, uint64_t seq, uint32_t ev)

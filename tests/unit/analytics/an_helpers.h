@@ -159,7 +159,8 @@ static inline char an_type_char(wm_acol_type_t t)
 /* One row's line from its sorted entries (entries freed). */
 static inline char *an_row_line(uint64_t user, int64_t time, uint64_t seq, const char *event, char **ent, size_t n)
 {
-    qsort(ent, n, sizeof *ent, an_strcmp_p);
+    if (n)
+        qsort(ent, n, sizeof *ent, an_strcmp_p);
     wm_buf_t b;
     wm_buf_init(&b, 0);
     wm_buf_printf(&b, "%" PRIu64 "|%" PRId64 "|%" PRIu64 "|%s|", user, time, seq, event);
