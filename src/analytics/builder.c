@@ -240,7 +240,7 @@ static int row_cmp(const void *a, const void *b)
 
 void wm__builder_sort(wm_part_builder_t *b)
 {
-    if (!b->sorted)
+    if (!b->sorted && b->nrows)   /* rows is NULL when empty */
         qsort(b->rows, b->nrows, sizeof *b->rows, row_cmp);
     b->sorted = true;
 }

@@ -441,7 +441,8 @@ int wm__part_writer_list(wm_part_writer_t *w, uint32_t col, const uint32_t *code
         return WM_ENOMEM;
     c->vals[c->n] = c->ln;
     c->llens[c->n] = n;
-    memcpy(c->lcodes + c->ln, codes, (size_t)n * sizeof *codes);
+    if (n)   /* an empty list: codes and lcodes may be NULL */
+        memcpy(c->lcodes + c->ln, codes, (size_t)n * sizeof *codes);
     c->ln += n;
     c->n++;
     return 0;
@@ -551,7 +552,7 @@ static int flush_block(wm_part_writer_t *w)
     wm_buf_reset(&w->plain);
     int64_t tp = 0, tmin = INT64_MAX, tmax = INT64_MIN;
     for (uint32_t i = 0; i < n; i++) {
-        buf_varint(&w->plain, wm_zigzag(w->time[i] - tp));
+        buf_varint(&w->plain, wm_zigzag((int64_t)((uint64_t)w->time[i] - (uint64_t)tp)));   /* wraps, no overflow */
         tp = w->time[i];
         if (tp < tmin)
             tmin = tp;
@@ -600,7 +601,7 @@ static int flush_block(wm_part_writer_t *w)
                 wm_buf_putc(&w->plain, (char)(c->vals[i] != 0));
                 break;
             case WM_ACOL_DATETIME:
-                buf_varint(&w->plain, wm_zigzag((int64_t)c->vals[i] - dp));
+                buf_varint(&w->plain, wm_zigzag((int64_t)(c->vals[i] - (uint64_t)dp)));
                 dp = (int64_t)c->vals[i];
                 wm_buf_putc(&w->plain, (char)c->forms[i]);
                 break;
@@ -1242,7 +1243,7 @@ int wm_part_read_block(wm_part_reader_t *r, uint32_t b, wm_ablock_t *out, char *
                 rc = bad(r, c, err, err_len);
                 goto fail;
             }
-            acc += wm_unzigzag(z);
+            acc = (int64_t)((uint64_t)acc + (uint64_t)wm_unzigzag(z));   /* wraps like the writer */
             if (c == 1)
                 r->time[i] = acc;
             else
@@ -1355,7 +1356,7 @@ int wm_part_read_col(wm_part_reader_t *r, uint32_t c, wm_acolumn_t *out, char *e
         case WM_ACOL_DATETIME:
             if (!wm_get_varint(&q, end, &z) || q >= end || *q > 2)
                 return bad(r, 4 + c, err, err_len);
-            dp += wm_unzigzag(z);
+            dp = (int64_t)((uint64_t)dp + (uint64_t)wm_unzigzag(z));
             cb->num[i] = (double)dp;
             cb->code[i] = *q++;
             break;
@@ -1419,6 +1420,11 @@ int wm_part_verify(wm_part_t *p, char *err, size_t err_len)
 
 size_t wm_acol_datetime_text(double ms, uint32_t form, char *out, size_t cap)
 {
+    if (!(ms > -1e17 && ms < 1e17)) {   /* NaN or far outside years 0..9999: no text */
+        if (cap)
+            out[0] = 0;
+        return 0;
+    }
     int64_t t = (int64_t)ms;
     int64_t days = t >= 0 ? t / 86400000 : -((-t + 86399999) / 86400000);
     int64_t rem = t - days * 86400000;

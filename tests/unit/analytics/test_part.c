@@ -690,6 +690,42 @@ static void test_every_flip(void **state)
     free(good);
 }
 
+/* Times far apart in one block: the deltas wrap (defined, and read back);
+ * an empty list as the first list value of a block. */
+static void test_extreme_times(void **state)
+{
+    fx_t *fx = *state;
+    wm_part_builder_t *b;
+    assert_int_equal(wm_part_builder_new(&b), 0);
+    add(fx, b, 1, INT64_MIN, 1, "E", "{\"l\":[]}");
+    add(fx, b, 1, INT64_MAX, 2, "E", "{\"l\":[\"x\"]}");
+    add(fx, b, 1, 0, UINT64_MAX, "E", NULL);
+    add(fx, b, 2, INT64_MIN, 0, "E", NULL);
+    assert_int_equal(wm_part_builder_write(b, fx->path), 0);
+    wm_part_builder_free(b);
+    an_rows_t got = {0};
+    assert_int_equal(an_file_lines(fx->path, &got), 0);
+    assert_int_equal(got.n, 4);
+    char want[128];
+    snprintf(want, sizeof want, "1|%lld|1|E|l/L=[]", (long long)INT64_MIN);
+    assert_string_equal(got.row[0], want);
+    snprintf(want, sizeof want, "1|0|%llu|E|", (unsigned long long)UINT64_MAX);
+    assert_string_equal(got.row[1], want);
+    snprintf(want, sizeof want, "1|%lld|2|E|l/L=[x]", (long long)INT64_MAX);
+    assert_string_equal(got.row[2], want);
+    snprintf(want, sizeof want, "2|%lld|0|E|", (long long)INT64_MIN);
+    assert_string_equal(got.row[3], want);
+    an_rows_free(&got);
+    /* datetime text of values no datetime string gives: empty, defined */
+    char t[64] = "x";
+    assert_int_equal(wm_acol_datetime_text(9.3e18, 2, t, sizeof t), 0);
+    assert_string_equal(t, "");
+    assert_int_equal(wm_acol_datetime_text(-9.3e18, 0, t, sizeof t), 0);
+    assert_int_equal(wm_acol_datetime_text(0.0 / 0.0, 1, t, sizeof t), 0);
+    assert_int_equal(wm_acol_datetime_text(-62167219200000.0, 0, t, sizeof t), 10);
+    assert_string_equal(t, "0000-01-01");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,6 +738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_base_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_files_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_flip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extreme_times, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
