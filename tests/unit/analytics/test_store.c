@@ -294,6 +294,20 @@ static void test_compact_and_reopen(void **state)
     assert_int_equal(wm_astore_compacted_seq(s), last3);
     wm_astore_stats(s, &st);
     assert_int_equal(st.parts, 3);   /* the merge is kept in a part of no rows */
+    /* merging keeps every row and every identity merge, also of the part
+     * without rows */
+    assert_int_equal(wm_astore_merge_all(s), 0);
+    wm_astore_stats(s, &st);
+    assert_int_equal(st.parts, 1);
+    assert_int_equal(st.rows, 107);
+    assert_int_equal(st.compacted_seq, last3);
+    assert_store_rows(fx, s);
+    v = wm__astore_snapshot(s);
+    wm_part_merges(v->parts[0]->part, &pairs, &np);
+    assert_int_equal(np, 3);
+    assert_int_equal(pairs[4], 5);
+    assert_int_equal(pairs[5], 6);
+    wm__aversion_release(v);
     wm_astore_close(s);
 }
 
