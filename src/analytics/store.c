@@ -177,7 +177,8 @@ static int read_manifest(wm_astore_t *s, wm_aversion_t *v)
             fprintf(stderr, "waymark: analytics: %s/MANIFEST is corrupt\n", s->dir);
         return rc;
     }
-    for (char *line = strtok(body, "\n"); line && !rc; line = strtok(NULL, "\n")) {
+    char *save = NULL;   /* strtok_r: stores of several partitions open on several threads */
+    for (char *line = strtok_r(body, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
         char name[64];
         uint64_t rows;
         if (sscanf(line, "compacted %" SCNu64, &v->compacted_seq) == 1)
@@ -788,7 +789,8 @@ int wm_astore_check(const char *dir, wm_buf_t *report, uint64_t *faults)
         (*faults)++;
         return 0;
     }
-    for (char *line = strtok(body, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char name[64];
         if (sscanf(line, "part %63s", name) != 1)
             continue;

@@ -620,6 +620,68 @@ static void test_check_reports_block(void **state)
     assert_non_null(strstr(msg, "000000000002.part"));
 }
 
+/* Stores of different partitions opened on several threads at once (the
+ * manifest parser must keep no state outside the call). */
+typedef struct opener {
+    char dir[700];
+    int failures;
+} opener_t;
+
+static void *open_loop(void *arg)
+{
+    opener_t *o = arg;
+    for (int i = 0; i < 300; i++) {
+        wm_astore_t *s;
+        if (wm_astore_open(o->dir, 0, &s)) {
+            o->failures++;
+            continue;
+        }
+        wm_astore_stats_t st;
+        wm_astore_stats(s, &st);
+        o->failures += st.parts != 6;
+        wm_astore_close(s);
+    }
+    return NULL;
+}
+
+static void test_parallel_open(void **state)
+{
+    fx_t *fx = *state;
+    wm_astore_t *s;
+    assert_int_equal(wm_astore_open(fx->an, 0, &s), 0);
+    for (int b = 0; b < 6; b++)
+        batch(fx, s, b, 0);
+    wm_astore_close(s);
+    /* three more copies of the directory */
+    opener_t o[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(o[i].dir, sizeof o[i].dir, "%s/an%d", fx->dir, i);
+        o[i].failures = 0;
+        assert_int_equal(mkdir(o[i].dir, 0755), 0);
+        DIR *d = opendir(fx->an);
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.') {
+                char a[4096], b2[4096];
+                if (snprintf(a, sizeof a, "%s/%s", fx->an, e->d_name) >= (int)sizeof a ||
+                    snprintf(b2, sizeof b2, "%s/%s", o[i].dir, e->d_name) >= (int)sizeof b2)
+                    fail();
+                size_t n;
+                unsigned char *data = an_read_file(a, &n);
+                assert_int_equal(an_write_file(b2, data, n), 0);
+                free(data);
+            }
+        closedir(d);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, open_loop, &o[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(o[i].failures, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -631,6 +693,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_manifest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_outlives_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_reports_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
