@@ -1169,12 +1169,20 @@ static int load(wm_part_reader_t *r, uint32_t c, size_t *len, char *err, size_t 
                      col_label(r->p, c));
         return WM_ECORRUPT;
     }
-    if (e->ulen + 1 > r->pcap) {
-        void *q = wm_realloc(r->plain, e->ulen + 1);
+    /* the frame states its plain size: it must be the index's (and no
+     * buffer is sized from an index that disagrees) */
+    if (ZSTD_getFrameContentSize(src, e->clen) != e->ulen) {
+        if (err && cap)
+            snprintf(err, cap, "%s: block %u column %s: cannot decompress (plain length)", r->p->path, r->block,
+                     col_label(r->p, c));
+        return WM_ECORRUPT;
+    }
+    if ((size_t)e->ulen + 1 > r->pcap) {   /* size_t: ulen + 1 wraps in 32 bits */
+        void *q = wm_realloc(r->plain, (size_t)e->ulen + 1);
         if (!q)
             return WM_ENOMEM;
         r->plain = q;
-        r->pcap = e->ulen + 1;
+        r->pcap = (size_t)e->ulen + 1;
     }
     size_t n = ZSTD_decompressDCtx(r->zd, r->plain, e->ulen, src, e->clen);
     if (ZSTD_isError(n) || n != e->ulen) {

@@ -656,6 +656,50 @@ static void test_damaged_files_refused(void **state)
     free(good);
 }
 
+/* A sealed footer (checksums right) whose plain length of a column block is
+ * wrong: far too large (4 GiB - 1, where length + 1 wraps), or off by one. */
+static void test_bad_plain_length(void **state)
+{
+    fx_t *fx = *state;
+    write_two_blocks(fx);
+    size_t n;
+    unsigned char *good = an_read_file(fx->path, &n);
+    uint64_t lens[] = {UINT32_MAX, 0, 1};
+    for (int col = 0; col < 6; col++)
+        for (size_t k = 0; k < 3; k++) {
+            pw_entry_t e = {0};
+            assert_true(pw_find(good, n, 0, (uint32_t)col, &e));
+            unsigned char v[WM_VARINT_MAX];
+            uint64_t want = k == 0 ? lens[0] : e.ulen + (k == 1 ? 1 : (uint64_t)-1);
+            size_t vl = (size_t)(wm_put_varint(v, want) - v), m = n;
+            unsigned char *x = fsplice(good, &m, e.off_end, e.crc_pos, v, vl);
+            assert_int_equal(an_write_file(fx->path, x, m), 0);
+            free(x);
+            wm_part_t *p;
+            char err[512];
+            assert_int_equal(wm_part_open(fx->path, &p, err, sizeof err), 0);
+            wm_part_reader_t *r;
+            assert_int_equal(wm_part_reader_new(p, &r), 0);
+            wm_ablock_t blk;
+            wm_acolumn_t c;
+            err[0] = 0;
+            int rc = wm_part_read_block(r, 0, &blk, err, sizeof err);
+            if (col >= 4) {
+                assert_int_equal(rc, 0);
+                rc = wm_part_read_col(r, (uint32_t)col - 4, &c, err, sizeof err);
+            }
+            assert_int_equal(rc, WM_ECORRUPT);
+            assert_non_null(strstr(err, "block 0 column"));
+            assert_non_null(strstr(err, "cannot decompress"));
+            /* block 1 is untouched */
+            assert_int_equal(wm_part_read_block(r, 1, &blk, err, sizeof err), 0);
+            wm_part_reader_free(r);
+            assert_int_equal(wm_part_verify(p, err, sizeof err), WM_ECORRUPT);
+            wm_part_close(p);
+        }
+    free(good);
+}
+
 /* Every single-byte flip in the footer is caught by its checksum; every
  * flip in the column blocks by verify. */
 static void test_every_flip(void **state)
@@ -737,6 +781,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_column_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_base_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_files_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_plain_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_flip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extreme_times, setup, teardown),
     };
