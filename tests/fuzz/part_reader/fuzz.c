@@ -6,8 +6,9 @@
  * with a message; a part that verifies must read completely.
  *
  * Each input runs twice: as it is, and "re-sealed" (part_walk.h recomputes
- * every block checksum the index names and the footer checksum), so mutated
- * inputs get past the checksums into the footer parser and block decoders.
+ * the footer length, every block checksum the index names and the footer
+ * checksum), so mutated inputs get past the checksums into the footer parser
+ * and the block decoders.
  *
  * The input goes to a memfd, opened by its /proc/self/fd path.
  * Seeds: corpus/ holds small parts from gen_corpus.c (see there) and

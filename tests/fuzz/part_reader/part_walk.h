@@ -155,12 +155,18 @@ static inline bool pw_fix_crc(void *ctx, const pw_entry_t *e)
     return true;
 }
 
-/* Recomputes every block CRC the index names (in range) and the footer CRC:
- * whatever was mutated, the checksums agree again. */
+/* Recomputes the footer length (to the trailer, when the footer offset is in
+ * range), every block CRC the index names (in range) and the footer CRC:
+ * whatever was mutated, inserted or cut, the checksums agree again. */
 static inline void pw_seal_all(unsigned char *d, size_t n)
 {
     pw_seal_t s = {d, n, 0};
     size_t flen;
+    if (n >= 8 + PW_TRAILER) {
+        uint64_t off = pw_u64(d + n - PW_TRAILER);
+        if (off >= 8 && off <= n - PW_TRAILER)
+            pw_put32(d + n - PW_TRAILER + 8, (uint32_t)(n - PW_TRAILER - off));
+    }
     if (!pw_footer(d, n, &s.foff, &flen))
         return;
     pw_walk(d, n, pw_fix_crc, &s);
