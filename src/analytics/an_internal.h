@@ -44,6 +44,11 @@ int wm__part_writer_row(wm_part_writer_t *w, uint64_t user, int64_t time_ms, uin
 int wm__part_writer_num(wm_part_writer_t *w, uint32_t col, double v);
 int wm__part_writer_code(wm_part_writer_t *w, uint32_t col, uint64_t v, uint8_t form);
 int wm__part_writer_list(wm_part_writer_t *w, uint32_t col, const uint32_t *codes, uint32_t n);
+/* A value of column (name, type) that found no column (wm__part_writer_col
+ * gave WM_ELIMIT): its "name=value" text (s for STRING, num for NUMBER, the
+ * name alone otherwise) goes to the STRING column "$rest". */
+int wm__part_writer_rest(wm_part_writer_t *w, const char *name, size_t len, wm_acol_type_t type, const char *s,
+                         size_t slen, double num);
 int wm__part_writer_merge(wm_part_writer_t *w, uint64_t from, uint64_t into);
 uint64_t wm__part_writer_rows(const wm_part_writer_t *w);
 /* The part will not be fsynced (a query's scratch copy of the log tail). */

@@ -240,7 +240,7 @@ static int row_cmp(const void *a, const void *b)
 
 void wm__builder_sort(wm_part_builder_t *b)
 {
-    if (!b->sorted)
+    if (!b->sorted && b->nrows)   /* rows is NULL when empty */
         qsort(b->rows, b->nrows, sizeof *b->rows, row_cmp);
     b->sorted = true;
 }
@@ -288,7 +288,6 @@ int wm_part_builder_write(wm_part_builder_t *b, const char *path)
     uint32_t *wcol = wm_malloc((ncols + 1) * sizeof *wcol);
     uint32_t *wev = wm_malloc((b->events.n + 1) * sizeof *wev);
     uint32_t *codes = NULL, ccap = 0;
-    uint32_t rest = UINT32_MAX;
     rc = wcol && wev ? 0 : WM_ENOMEM;
     for (uint32_t c = 0; c < ncols && !rc; c++) {
         wm_acol_type_t t;
@@ -297,7 +296,7 @@ int wm_part_builder_write(wm_part_builder_t *b, const char *path)
         rc = wm__part_writer_col(w, name, nl, t, &wcol[c]);
         if (rc == WM_ELIMIT) {
             /* past the column limit: the value's text goes to "$rest" */
-            rc = rest == UINT32_MAX ? wm__part_writer_col(w, "$rest", 5, WM_ACOL_STRING, &rest) : 0;
+            rc = 0;
             wcol[c] = UINT32_MAX;
         }
     }
@@ -315,16 +314,9 @@ int wm_part_builder_write(wm_part_builder_t *b, const char *path)
             const char *name = wm__builder_col(b, p->col, &t, &nl);
             uint32_t col = wcol[p->col], code;
             if (col == UINT32_MAX) {
-                /* "name=value" (the value's text for strings and numbers) */
-                char text[1024];
-                int n = WM_ACOL_IS_TEXT(t)
-                            ? snprintf(text, sizeof text, "%.*s=%s", (int)nl, name, b->strings.strs[p->v.code])
-                        : t == WM_ACOL_NUMBER ? snprintf(text, sizeof text, "%.*s=%.17g", (int)nl, name, p->v.num)
-                                              : snprintf(text, sizeof text, "%.*s", (int)nl, name);
-                if (n >= (int)sizeof text)
-                    n = (int)sizeof text - 1;
-                if ((rc = wm__part_writer_str(w, rest, text, (size_t)(n < 0 ? 0 : n), &code)) == 0)
-                    rc = wm__part_writer_code(w, rest, code, 0);
+                bool str = WM_ACOL_IS_TEXT(t);
+                rc = wm__part_writer_rest(w, name, nl, t, str ? b->strings.strs[p->v.code] : NULL,
+                                          str ? b->strings.lens[p->v.code] : 0, t == WM_ACOL_NUMBER ? p->v.num : 0);
                 continue;
             }
             switch (t) {

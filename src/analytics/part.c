@@ -298,7 +298,9 @@ int wm__part_writer_col(wm_part_writer_t *w, const char *name, size_t len, wm_ac
         *col = (uint32_t)v;
         return 0;
     }
-    if (w->ncols >= WM_PART_COLS_MAX)
+    /* the last column is kept for "$rest", where values past the limit go */
+    bool rest = type == WM_ACOL_STRING && len == 5 && !memcmp(name, "$rest", 5);
+    if (w->ncols >= WM_PART_COLS_MAX - (rest ? 0 : 1))
         return WM_ELIMIT;
     if (wm__an_grow((void **)&w->cols, &w->ccap, w->ncols + 1, sizeof *w->cols))
         return WM_ENOMEM;
@@ -322,6 +324,25 @@ int wm__part_writer_col(wm_part_writer_t *w, const char *name, size_t len, wm_ac
 int wm__part_writer_str(wm_part_writer_t *w, uint32_t col, const char *s, size_t len, uint32_t *code)
 {
     return wm__an_dict_add(&w->cols[col].dict, s, len, code);
+}
+
+int wm__part_writer_rest(wm_part_writer_t *w, const char *name, size_t len, wm_acol_type_t type, const char *s,
+                         size_t slen, double num)
+{
+    uint32_t rest, code;
+    int rc = wm__part_writer_col(w, "$rest", 5, WM_ACOL_STRING, &rest);
+    if (rc)
+        return rc;
+    /* "name=value" (the value's text for strings and numbers), at most 1023 bytes */
+    char text[1024];
+    int n = WM_ACOL_IS_TEXT(type) ? snprintf(text, sizeof text, "%.*s=%.*s", (int)len, name, (int)slen, s)
+            : type == WM_ACOL_NUMBER ? snprintf(text, sizeof text, "%.*s=%.17g", (int)len, name, num)
+                                     : snprintf(text, sizeof text, "%.*s", (int)len, name);
+    if (n >= (int)sizeof text)
+        n = (int)sizeof text - 1;
+    if ((rc = wm__part_writer_str(w, rest, text, (size_t)(n < 0 ? 0 : n), &code)) == 0)
+        rc = wm__part_writer_code(w, rest, code, 0);
+    return rc;
 }
 
 static int flush_block(wm_part_writer_t *w);
@@ -421,7 +442,8 @@ int wm__part_writer_list(wm_part_writer_t *w, uint32_t col, const uint32_t *code
         return WM_ENOMEM;
     c->vals[c->n] = c->ln;
     c->llens[c->n] = n;
-    memcpy(c->lcodes + c->ln, codes, (size_t)n * sizeof *codes);
+    if (n)   /* an empty list: codes and lcodes may be NULL */
+        memcpy(c->lcodes + c->ln, codes, (size_t)n * sizeof *codes);
     c->ln += n;
     c->n++;
     return 0;
@@ -531,7 +553,7 @@ static int flush_block(wm_part_writer_t *w)
     wm_buf_reset(&w->plain);
     int64_t tp = 0, tmin = INT64_MAX, tmax = INT64_MIN;
     for (uint32_t i = 0; i < n; i++) {
-        buf_varint(&w->plain, wm_zigzag(w->time[i] - tp));
+        buf_varint(&w->plain, wm_zigzag((int64_t)((uint64_t)w->time[i] - (uint64_t)tp)));   /* wraps, no overflow */
         tp = w->time[i];
         if (tp < tmin)
             tmin = tp;
@@ -581,7 +603,7 @@ static int flush_block(wm_part_writer_t *w)
                 wm_buf_putc(&w->plain, (char)(c->vals[i] != 0));
                 break;
             case WM_ACOL_DATETIME:
-                buf_varint(&w->plain, wm_zigzag((int64_t)c->vals[i] - dp));
+                buf_varint(&w->plain, wm_zigzag((int64_t)(c->vals[i] - (uint64_t)dp)));
                 dp = (int64_t)c->vals[i];
                 wm_buf_putc(&w->plain, (char)c->forms[i]);
                 break;
@@ -871,7 +893,7 @@ int wm_part_open(const char *path, wm_part_t **out, char *err, size_t err_len)
     uint64_t rows, nblocks, ncols, smin, smax, tmin, tmax;
     if (!rd_varint(&f, end, &rows) || !rd_varint(&f, end, &nblocks) || !rd_varint(&f, end, &ncols) ||
         !rd_varint(&f, end, &smin) || !rd_varint(&f, end, &smax) || !rd_varint(&f, end, &tmin) ||
-        !rd_varint(&f, end, &tmax) || ncols > WM_PART_COLS_MAX || nblocks > rows ||
+        !rd_varint(&f, end, &tmax) || ncols > WM_PART_COLS_MAX || nblocks > rows || nblocks > flen ||
         nblocks * WM_PART_BLOCK_ROWS < rows || !rd_dict(&f, end, &p->events)) {
         rc = fail(err, err_len, WM_ECORRUPT, "%s: footer header malformed%.0ld%.0ld", path, 0, 0);
         goto out;
@@ -947,7 +969,7 @@ int wm_part_open(const char *path, wm_part_t **out, char *err, size_t err_len)
         total += r;
         for (uint32_t c = 0; c < 4 + ncols; c++) {
             centry_t ce;
-            if (!rd_centry(&f, end, c, &ce) || (ce.clen && (ce.off < 8 || ce.off + ce.clen > foff)) ||
+            if (!rd_centry(&f, end, c, &ce) || (ce.clen && (ce.off < 8 || ce.off > foff || ce.clen > foff - ce.off)) ||
                 (c < 4 && !ce.clen)) {
                 rc = fail(err, err_len, WM_ECORRUPT, "%s: block %ld column %ld index malformed", path, (long)b,
                           (long)c);
@@ -1161,12 +1183,20 @@ static int load(wm_part_reader_t *r, uint32_t c, size_t *len, char *err, size_t 
                      col_label(r->p, c));
         return WM_ECORRUPT;
     }
-    if (e->ulen + 1 > r->pcap) {
-        void *q = wm_realloc(r->plain, e->ulen + 1);
+    /* the frame states its plain size: it must be the index's (and no
+     * buffer is sized from an index that disagrees) */
+    if (ZSTD_getFrameContentSize(src, e->clen) != e->ulen) {
+        if (err && cap)
+            snprintf(err, cap, "%s: block %u column %s: cannot decompress (plain length)", r->p->path, r->block,
+                     col_label(r->p, c));
+        return WM_ECORRUPT;
+    }
+    if ((size_t)e->ulen + 1 > r->pcap) {   /* size_t: ulen + 1 wraps in 32 bits */
+        void *q = wm_realloc(r->plain, (size_t)e->ulen + 1);
         if (!q)
             return WM_ENOMEM;
         r->plain = q;
-        r->pcap = e->ulen + 1;
+        r->pcap = (size_t)e->ulen + 1;
     }
     size_t n = ZSTD_decompressDCtx(r->zd, r->plain, e->ulen, src, e->clen);
     if (ZSTD_isError(n) || n != e->ulen) {
@@ -1288,7 +1318,7 @@ time_seq:
                 rc = bad(r, c, err, err_len);
                 goto fail;
             }
-            acc += wm_unzigzag(z);
+            acc = (int64_t)((uint64_t)acc + (uint64_t)wm_unzigzag(z));   /* wraps like the writer */
             if (c == 1)
                 r->time[i] = acc;
             else
@@ -1400,7 +1430,7 @@ int wm_part_read_col(wm_part_reader_t *r, uint32_t c, wm_acolumn_t *out, char *e
         case WM_ACOL_DATETIME:
             if (!wm_get_varint(&q, end, &z) || q >= end || *q > 2)
                 return bad(r, 4 + c, err, err_len);
-            dp += wm_unzigzag(z);
+            dp = (int64_t)((uint64_t)dp + (uint64_t)wm_unzigzag(z));
             cb->num[i] = (double)dp;
             cb->code[i] = *q++;
             break;
@@ -1464,6 +1494,11 @@ int wm_part_verify(wm_part_t *p, char *err, size_t err_len)
 
 size_t wm_acol_datetime_text(double ms, uint32_t form, char *out, size_t cap)
 {
+    if (!(ms > -1e17 && ms < 1e17)) {   /* NaN or far outside years 0..9999: no text */
+        if (cap)
+            out[0] = 0;
+        return 0;
+    }
     int64_t t = (int64_t)ms;
     int64_t days = t >= 0 ? t / 86400000 : -((-t + 86399999) / 86400000);
     int64_t rem = t - days * 86400000;

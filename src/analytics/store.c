@@ -183,7 +183,8 @@ static int read_manifest(wm_astore_t *s, wm_aversion_t *v)
             fprintf(stderr, "waymark: analytics: %s/MANIFEST is corrupt\n", s->dir);
         return rc;
     }
-    for (char *line = strtok(body, "\n"); line && !rc; line = strtok(NULL, "\n")) {
+    char *save = NULL;   /* strtok_r: stores of several partitions open on several threads */
+    for (char *line = strtok_r(body, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
         char name[64];
         uint64_t rows;
         if (sscanf(line, "compacted %" SCNu64, &v->compacted_seq) == 1)
@@ -480,6 +481,8 @@ static int ms_load(msrc_t *m, char *err, size_t cap)
     }
 }
 
+#define REST_COL (UINT32_MAX - 1)   /* colmap: the column's values go to "$rest" */
+
 static int ms_emit(wm_part_writer_t *w, msrc_t *m)
 {
     uint32_t i = m->row;
@@ -493,10 +496,28 @@ static int ms_emit(wm_part_writer_t *w, msrc_t *m)
         struct ment *e = &m->ents[k];
         wm_acol_type_t t;
         const char *name = wm_part_col_name(m->p, e->col, &t);
-        if (m->colmap[e->col] == UINT32_MAX &&
-            (rc = wm__part_writer_col(w, name, strlen(name), t, &m->colmap[e->col])))
-            break;
+        if (m->colmap[e->col] == UINT32_MAX) {
+            rc = wm__part_writer_col(w, name, strlen(name), t, &m->colmap[e->col]);
+            if (rc == WM_ELIMIT) {
+                /* the sources' columns together pass the limit */
+                m->colmap[e->col] = REST_COL;
+                rc = 0;
+            }
+            if (rc)
+                break;
+        }
         uint32_t wc = m->colmap[e->col];
+        if (wc == REST_COL) {
+            const char *s = NULL;
+            uint32_t slen = 0;
+            double d = 0;
+            if (WM_ACOL_IS_TEXT(t))
+                s = wm_part_col_str(m->p, e->col, (uint32_t)e->v, &slen);
+            else if (t == WM_ACOL_NUMBER)
+                memcpy(&d, &e->v, 8);
+            rc = wm__part_writer_rest(w, name, strlen(name), t, s, slen, d);
+            continue;
+        }
         switch (t) {
         case WM_ACOL_NUMBER: {
             double d;
@@ -780,7 +801,8 @@ int wm_astore_check(const char *dir, wm_buf_t *report, uint64_t *faults)
         (*faults)++;
         return 0;
     }
-    for (char *line = strtok(body, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char name[64];
         if (sscanf(line, "part %63s", name) != 1)
             continue;
