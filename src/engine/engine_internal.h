@@ -72,6 +72,9 @@ struct wm_engine {
     _Atomic uint64_t m_commands, m_dispatched, m_delivered, m_failed;
     pthread_mutex_t cap_mu;         /* journey entry caps across partitions */
     wm_strmap_t entry_totals;       /* "project\x1fkey" -> entries admitted so far */
+
+    /* analytics: stores, compactor, running queries (engine_analytics.c) */
+    struct wm__analytics *an;
 };
 
 /* engine_journey.c */
@@ -80,6 +83,13 @@ int wm__engine_journeys_start(wm_engine_t *e);     /* after partitions started *
 void wm__engine_journeys_close(wm_engine_t *e);    /* before partitions close */
 void wm__engine_journeys_free(wm_engine_t *e);      /* after partitions closed */
 void wm__engine_journey_metrics(wm_engine_t *e, wm_buf_t *out);
+/* engine_analytics.c: opens DATA/analytics/pNN for every partition (after
+ * the partitions, whose logs it compacts) and starts the compactor unless
+ * asked not to; close stops it and closes the stores (before the partitions
+ * close). */
+int wm__engine_analytics_open(wm_engine_t *e, bool compactor);
+void wm__engine_analytics_close(wm_engine_t *e);
+void wm__engine_analytics_metrics(wm_engine_t *e, wm_buf_t *out);
 /* engine_audience.c: frees the recommendation catalogues (at close). */
 void wm__engine_rec_free(wm_engine_t *e);
 
