@@ -418,7 +418,7 @@ int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size
     if (rc == WM_EPARSE || (!rc && req->type != WM_JSON_OBJECT)) {
         char msg[200];
         if (rc)
-            snprintf(msg, sizeof msg, "the request is not JSON: %s at byte %zu", je.msg, je.offset);
+            snprintf(msg, sizeof msg, "the request is not JSON: %s", je.msg);
         else
             snprintf(msg, sizeof msg, "the request must be a JSON object");
         set_qerr(err, "", msg);
