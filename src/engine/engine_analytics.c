@@ -234,10 +234,7 @@ void wm__engine_analytics_close(wm_engine_t *e)
 
 /* ---- host callbacks: customer clauses ---- */
 
-typedef struct host_ctx {
-    wm_engine_t *e;
-    const char *project;
-} host_ctx_t;
+typedef wm__query_host_ctx_t host_ctx_t;
 
 static wm_part_t *home_part(wm_engine_t *e, uint64_t user)
 {
@@ -319,6 +316,11 @@ static bool host_in_segment(void *ctx, uint32_t part, uint64_t user, const char 
     wm_arena_release(&a);
     (void)part;
     return in;
+}
+
+void wm__engine_query_host(wm__query_host_ctx_t *ctx, struct wm_query_host *host)
+{
+    *host = (wm_query_host_t){.ctx = ctx, .profile = host_profile, .tag = host_tag, .in_segment = host_in_segment};
 }
 
 /* ---- queries ---- */
@@ -437,7 +439,8 @@ int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size
     }
     atomic_fetch_add(&an->m_queries, 1);
     host_ctx_t hc = {.e = e, .project = q->project};
-    wm_query_host_t host = {.ctx = &hc, .profile = host_profile, .tag = host_tag, .in_segment = host_in_segment};
+    wm_query_host_t host;
+    wm__engine_query_host(&hc, &host);
     wm_query_src_t src = {.stores = an->stores, .logs = an->logs, .n_parts = an->n, .host = &host,
                           .cancel = &q->cancel, .timeout_ms = opts->timeout_ms};
     wm_query_error_t qe = {{0}, {0}};

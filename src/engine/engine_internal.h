@@ -90,6 +90,15 @@ void wm__engine_journey_metrics(wm_engine_t *e, wm_buf_t *out);
 int wm__engine_analytics_open(wm_engine_t *e, bool compactor);
 void wm__engine_analytics_close(wm_engine_t *e);
 void wm__engine_analytics_metrics(wm_engine_t *e, wm_buf_t *out);
+/* The callbacks that answer a query's customer clauses (profile, tag,
+ * in_segment of project) from the users' home partitions; ctx must outlive
+ * the host. */
+typedef struct wm__query_host_ctx {
+    wm_engine_t *e;
+    const char *project;
+} wm__query_host_ctx_t;
+struct wm_query_host;
+void wm__engine_query_host(wm__query_host_ctx_t *ctx, struct wm_query_host *host);
 /* engine_audience.c: frees the recommendation catalogues (at close). */
 void wm__engine_rec_free(wm_engine_t *e);
 
