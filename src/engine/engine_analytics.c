@@ -19,7 +19,7 @@
  * So a record reaches a part at most ~AGE_MS + one tick after it became
  * durable; queries read the part-less tail from the log meanwhile, so it is
  * queryable at once. A failed compaction is logged (once per distinct error
- * code in a row) and retried at the next tick; it never stops the engine.
+ * code in a row) and retried AGE_MS later; it never stops the engine.
  *
  * Note: analytics.h and partition.h both name `struct wm_part` (a part file
  * there, a partition here); this file uses only the store API, never a part.
@@ -119,6 +119,7 @@ static void compact_one(struct wm__analytics *an, uint32_t i, int64_t now)
             fprintf(stderr, "waymark: analytics: partition %u: compaction failed: %s (retrying)\n", i,
                     wm_strerror(rc));
         st->last_err = rc;
+        st->waiting_since_ms = now;   /* retry once the age rule says so again */
         return;
     }
     if (st->last_err)
