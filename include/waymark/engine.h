@@ -245,7 +245,8 @@ typedef struct wm_engine_query_error {
  * tag, in_segment) read the partitions' profile and audience stores.
  * Errors: WM_EINVAL (bad request; err names the member, path "" and the
  * message for a body that is not JSON), WM_ELIMIT (memory), WM_EBUSY
- * (timeout), WM_CLOSED (cancelled), WM_ECONFLICT (WM_QUERIES_RUNNING_MAX
+ * (timeout), WM_ECLOSED (cancelled, or after
+ * wm_engine_queries_stop), WM_ECONFLICT (WM_QUERIES_RUNNING_MAX
  * queries running already), WM_EEXISTS (a running query has this id),
  * WM_ENOMEM, WM_EIO.
  */
@@ -254,9 +255,12 @@ int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size
                     wm_engine_query_error_t *err);
 /* The running queries: [{"id","kind","project","started_ms","elapsed_ms","cancelled"}]. */
 int wm_engine_queries_json(wm_engine_t *e, wm_buf_t *out);
-/* Asks a running query to stop (it answers WM_CLOSED soon after).
+/* Asks a running query to stop (it answers WM_ECLOSED soon after).
  * 0 or WM_ENOTFOUND. */
 int wm_engine_query_cancel(wm_engine_t *e, const char *id);
+/* Cancels every running query and refuses new ones (WM_ECLOSED): the
+ * server calls it before it waits for its connections at shutdown. */
+void wm_engine_queries_stop(wm_engine_t *e);
 
 /* Compacts every partition's whole durable log into parts (repeating until
  * nothing is left), then merges each partition's parts into one; appends one

@@ -73,6 +73,7 @@ struct wm__analytics {
     pthread_mutex_t q_mu;       /* the running queries */
     running_query_t *queries;
     uint32_t n_queries;
+    bool closing;               /* wm_engine_queries_stop: no new queries */
     _Atomic uint64_t q_seq;
     _Atomic uint64_t m_queries, m_query_errors, m_query_cancelled, m_query_timeouts;
 };
@@ -351,7 +352,9 @@ static int query_register(struct wm__analytics *an, running_query_t *q)
 {
     pthread_mutex_lock(&an->q_mu);
     int rc = 0;
-    if (an->n_queries >= WM_QUERIES_RUNNING_MAX)
+    if (an->closing)
+        rc = WM_ECLOSED;
+    else if (an->n_queries >= WM_QUERIES_RUNNING_MAX)
         rc = WM_ECONFLICT;
     for (running_query_t *o = an->queries; o && !rc; o = o->next)
         if (!strcmp(o->id, q->id))
@@ -432,6 +435,8 @@ int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size
     if (rc) {
         if (rc == WM_ECONFLICT)
             set_qerr(err, "", "too many queries are running; retry later");
+        else if (rc == WM_ECLOSED)
+            set_qerr(err, "", "the server is shutting down");
         else if (rc == WM_EEXISTS)
             set_qerr(err, "id", "a running query has this id");
         wm_arena_release(&a);
@@ -502,6 +507,16 @@ int wm_engine_query_cancel(wm_engine_t *e, const char *id)
         }
     pthread_mutex_unlock(&an->q_mu);
     return rc;
+}
+
+void wm_engine_queries_stop(wm_engine_t *e)
+{
+    struct wm__analytics *an = e->an;
+    pthread_mutex_lock(&an->q_mu);
+    an->closing = true;
+    for (running_query_t *q = an->queries; q; q = q->next)
+        q->cancel = 1;
+    pthread_mutex_unlock(&an->q_mu);
 }
 
 /* ---- offline: compact everything, check ---- */

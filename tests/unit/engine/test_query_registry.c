@@ -2,8 +2,8 @@
  * test_query_registry.c - the engine's running-query registry around
  * wm_query_run: a running query is listed with its id, kind and age, a
  * cancel reaches it through src->cancel, ids are unique among running
- * queries, at most WM_QUERIES_RUNNING_MAX run, and an answer past
- * answer_max is refused.
+ * queries, at most WM_QUERIES_RUNNING_MAX run, an answer past
+ * answer_max is refused, and shutdown cancels what runs.
  *
  * wm_query_run is replaced here by a stand-in that waits for its cancel
  * flag (or answers at once for kind "fast"), so a query can be held
@@ -190,12 +190,30 @@ static void test_answer_max(void **state)
     wm_buf_release(&out);
 }
 
+/* Shutdown: running queries are cancelled and new ones refused. */
+static void test_stop(void **state)
+{
+    runner_t r = {.id = "held-stop"};
+    assert_int_equal(pthread_create(&r.t, NULL, run_slow, &r), 0);
+    wait_running(1);
+    wm_engine_queries_stop(engine);
+    pthread_join(r.t, NULL);
+    assert_int_equal(r.rc, WM_ECLOSED);
+    wm_engine_query_error_t qe;
+    wm_buf_t out;
+    wm_buf_init(&out, 0);
+    assert_int_equal(wm_engine_query(engine, "fast", "{}", 2, NULL, NULL, &out, &qe), WM_ECLOSED);
+    assert_non_null(strstr(qe.msg, "shutting down"));
+    wm_buf_release(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_list_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_running_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
