@@ -4,7 +4,7 @@
  * DATA/pNN), the compactor thread that turns each partition's durable log
  * tail into parts, the running-query registry (list, cancel) and the host
  * callbacks that answer a query's customer clauses from the partitions'
- * profile and audience stores.
+ * profile and audience stores (and a funnel's save_segment, a static list).
  *
  * Compactor (one thread for every partition; stores are compacted by one
  * thread at a time, an_mu makes `waymark compact` and the thread exclusive):
@@ -327,6 +327,19 @@ void wm__engine_query_host(wm__query_host_ctx_t *ctx, struct wm_query_host *host
 
 /* ---- queries ---- */
 
+typedef struct save_ctx {
+    wm_engine_t *e;
+    const char *project;
+    char msg[256];
+} save_ctx_t;
+
+/* funnel save_segment: the dropped customers become a static list */
+static int save_segment(void *ctx, const char *segment, const uint64_t *users, uint32_t n)
+{
+    save_ctx_t *sc = ctx;
+    return wm__engine_segment_replace(sc->e, sc->project, segment, users, n, sc->msg, sizeof sc->msg);
+}
+
 static bool id_valid(const char *id)
 {
     size_t n = strlen(id);
@@ -447,8 +460,10 @@ int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size
     host_ctx_t hc = {.e = e, .project = q->project};
     wm_query_host_t host;
     wm__engine_query_host(&hc, &host);
+    save_ctx_t sc = {.e = e, .project = q->project};
     wm_query_src_t src = {.stores = an->stores, .logs = an->logs, .n_parts = an->n, .host = &host,
-                          .cancel = &q->cancel, .timeout_ms = opts->timeout_ms};
+                          .cancel = &q->cancel, .timeout_ms = opts->timeout_ms, .save = save_segment,
+                          .save_ctx = &sc};
     wm_query_error_t qe = {{0}, {0}};
     size_t start = out->len;
     rc = wm_query_run(&src, kind, req, out, &qe);
@@ -458,6 +473,8 @@ int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size
         rc = WM_ELIMIT;
     if (rc) {
         set_qerr(err, qe.path, qe.msg);
+        if (sc.msg[0])
+            set_qerr(err, "save_segment", sc.msg);
         if (!err->msg[0])
             set_qerr(err, qe.path, rc == WM_ELIMIT ? "the query needs more memory than allowed; narrow it"
                                    : rc == WM_EBUSY ? "the query ran out of time"

@@ -99,6 +99,12 @@ typedef struct wm__query_host_ctx {
 } wm__query_host_ctx_t;
 struct wm_query_host;
 void wm__engine_query_host(wm__query_host_ctx_t *ctx, struct wm_query_host *host);
+/* engine_audience.c: makes the members of the static list segment key of
+ * project exactly users (funnel save_segment); creates and publishes the
+ * list when missing. WM_EINVAL (msg says why) when key names another kind
+ * of segment or is not a valid key. */
+int wm__engine_segment_replace(wm_engine_t *e, const char *project, const char *key, const uint64_t *users,
+                               uint32_t n, char *msg, size_t cap);
 /* engine_audience.c: frees the recommendation catalogues (at close). */
 void wm__engine_rec_free(wm_engine_t *e);
 

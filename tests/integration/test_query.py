@@ -15,7 +15,9 @@ Cases:
   - every query kind that is implemented when this runs: the answer's
     structure (never its numbers) as JSON, as CSV over HTTP and from the CLI.
     A kind that is not implemented yet is printed as a NOTE line, so it is
-    visible that it was not tested.
+    visible that it was not tested;
+  - a funnel's save_segment: the drop-offs become a static list, replaced by
+    the next save, and a segment of another kind is refused.
 """
 import json
 import os
@@ -404,8 +406,51 @@ def test_answered_kinds_http_and_url():
         srv.cleanup()
 
 
+def test_funnel_save_segment():
+    srv = Server(partitions=2).start()
+    try:
+        now = int(time.time() * 1000)
+        lines = []
+        for u in range(12):
+            lines.append(json.dumps({"type": "track", "event": "Open", "distinct_id": f"s{u}", "time": now - 50000}))
+            if u % 3 == 0:
+                lines.append(json.dumps({"type": "track", "event": "Buy", "distinct_id": f"s{u}",
+                                         "time": now - 40000}))
+        post_events(srv, "\n".join(lines) + "\n")
+        req = {"from": local_date(now, -1), "to": local_date(now, 1), "window": "1d",
+               "steps": [{"event": "Open"}, {"event": "Buy"}], "dropped_at": 1, "save_segment": "open_no_buy"}
+        st, hdr, body = query(srv, "funnel", req)
+        if st == 400 and not_available(body):
+            print("NOTE: kind funnel is not implemented yet: save_segment not tested")
+            return
+        check(st == 200 and body.get("saved_segment") == "open_no_buy", "funnel saves its drop-offs", body)
+        dropped = body.get("dropped_total")
+        check(isinstance(dropped, int) and dropped > 0 and len(body.get("dropped", [])) == dropped,
+              "the answer lists the drop-offs", body)
+        count = lambda: srv.api("GET", "/api/v1/segments/open_no_buy/count")[1]
+        c = srv.wait_for(lambda: count().get("count") == dropped and count(), timeout=10)
+        check(c and c.get("count") == dropped, "the saved list holds exactly the drop-offs", count())
+        st, seg = srv.api("GET", "/api/v1/segments/open_no_buy")
+        check(st == 200 and seg["definition"].get("kind") == "static", "it is a static list segment", seg)
+        # some buy later: saving again replaces the list (members who bought leave it)
+        post_events(srv, "\n".join(json.dumps({"type": "track", "event": "Buy", "distinct_id": f"s{u}",
+                                                "time": now - 30000}) for u in (1, 2)) + "\n")
+        st, hdr, body2 = query(srv, "funnel", req)
+        check(st == 200 and body2.get("dropped_total", -1) < dropped, "fewer drop-offs now", body2)
+        c = srv.wait_for(lambda: count().get("count") == body2.get("dropped_total") and count(), timeout=10)
+        check(c and c.get("count") == body2.get("dropped_total"), "the list was replaced, not added to", count())
+        # a segment of another kind is not overwritten
+        st, _ = srv.api("POST", "/api/v1/segments", {"key": "openers", "name": "openers",
+                                                   "condition": {"did": "Open", "within": "30d"}})
+        st, _ = srv.api("POST", "/api/v1/segments/openers/publish")
+        st, hdr, body3 = query(srv, "funnel", dict(req, save_segment="openers"))
+        check(st == 400 and body3["error"].get("path") == "save_segment", "a rule segment is not replaced", body3)
+    finally:
+        srv.cleanup()
+
+
 for case in (test_compactor_after_http_ingest, test_cli_compact_and_check, test_http_errors_and_roles,
-             test_queries_list_and_cancel, test_answered_kinds_http_and_url):
+             test_queries_list_and_cancel, test_answered_kinds_http_and_url, test_funnel_save_segment):
     run_case(case)
 shutil.rmtree(TMP, ignore_errors=True)
 finish()
