@@ -7,6 +7,8 @@
  * attribution / distribution "rows", retention "cohorts", paths "paths", map
  * "stages"; interval has none, so its scalar figures become rows of
  * (figure, value). Other kinds take the answer's first array of objects.
+ * With a breakdown ("groups": [{"group": g, KEY: rows}]) the rows get a
+ * leading "group" column: the totals as "$total", then each group's.
  *
  * Cells: a nested object becomes columns "a.b"; an array of numbers becomes
  * columns "a.1".."a.N" (retention's retained[k-1] is period k); an array of
@@ -164,6 +166,48 @@ static int end_row(table_t *t)
     return 0;
 }
 
+/* One row of a nested figure: "name.key" of an object member, "name.i"
+ * of a list element, and for a list of {label, value} objects (interval's
+ * histogram bins) "name.label" with the rest as the value. */
+static int figure_row(table_t *t, const char *name, bool member, int i, const wm_json_t *b)
+{
+    char bn[300];
+    const wm_json_t *label = b->type == WM_JSON_OBJECT ? b->u.child : NULL;
+    if (member)
+        snprintf(bn, sizeof bn, "%s.%.*s", name, (int)b->key_len, b->key);
+    else if (label && label->type == WM_JSON_STRING && label->next)
+        snprintf(bn, sizeof bn, "%s.%s", name, label->u.str);
+    else
+        snprintf(bn, sizeof bn, "%s.%d", name, i);
+    int rc = add_cell(t, "figure", wm_arena_strndup(t->a, bn, strlen(bn)), false);
+    if (!rc && !member && label && label->type == WM_JSON_STRING && label->next && !label->next->next)
+        rc = flatten(t, "value", label->next);
+    else if (!rc && !member && label && label->type == WM_JSON_STRING && label->next)
+        for (const wm_json_t *m = label->next; m && !rc; m = m->next) {
+            char vn[300];
+            snprintf(vn, sizeof vn, "value.%.*s", (int)m->key_len, m->key);
+            rc = flatten(t, vn, m);
+        }
+    else if (!rc)
+        rc = flatten(t, "value", b);
+    return rc ? rc : end_row(t);
+}
+
+/* The rows of one array, each led by a "group" cell when group is given. */
+static int add_rows(table_t *t, const wm_json_t *rows, const char *group)
+{
+    int rc = 0;
+    for (const wm_json_t *r = rows->u.child; r && !rc; r = r->next) {
+        if (group)
+            rc = add_cell(t, "group", group, false);
+        if (!rc)
+            rc = flatten(t, r->type == WM_JSON_OBJECT ? "" : "value", r);
+        if (!rc)
+            rc = end_row(t);
+    }
+    return rc;
+}
+
 static int build(table_t *t, const char *kind, const wm_json_t *answer)
 {
     int rc = grow(t->a, (void **)&t->row_start, &t->rowcap, 2, sizeof *t->row_start);
@@ -181,16 +225,8 @@ static int build(table_t *t, const char *kind, const wm_json_t *answer)
             snprintf(name, sizeof name, "%.*s", (int)c->key_len, c->key);
             if (c->type == WM_JSON_ARRAY || c->type == WM_JSON_OBJECT) {
                 int i = 0;
-                for (const wm_json_t *b = c->u.child; b && !rc; b = b->next, i++) {
-                    char bn[300];
-                    if (c->type == WM_JSON_OBJECT)
-                        snprintf(bn, sizeof bn, "%s.%.*s", name, (int)b->key_len, b->key);
-                    else
-                        snprintf(bn, sizeof bn, "%s.%d", name, i);
-                    if (!(rc = add_cell(t, "figure", wm_arena_strndup(t->a, bn, strlen(bn)), false)) &&
-                        !(rc = flatten(t, "value", b)))
-                        rc = end_row(t);
-                }
+                for (const wm_json_t *b = c->u.child; b && !rc; b = b->next, i++)
+                    rc = figure_row(t, name, c->type == WM_JSON_OBJECT, i, b);
                 continue;
             }
             if (!(rc = add_cell(t, "figure", wm_arena_strndup(t->a, name, strlen(name)), false)) &&
@@ -205,13 +241,19 @@ static int build(table_t *t, const char *kind, const wm_json_t *answer)
                 rows = c;
     if (!rows || rows->type != WM_JSON_ARRAY)
         return 0;
-    for (const wm_json_t *r = rows->u.child; r && !rc; r = r->next) {
-        if (r->type == WM_JSON_OBJECT)
-            rc = flatten(t, "", r);
-        else
-            rc = flatten(t, "value", r);
-        if (!rc)
-            rc = end_row(t);
+    /* a breakdown's groups ({"group": g, KEY: [...]}) follow the totals,
+     * every row led by its group ("$total" for the totals) */
+    const wm_json_t *groups = key ? wm_json_get(answer, "groups") : NULL;
+    const wm_json_t *g0 = groups && groups->type == WM_JSON_ARRAY ? groups->u.child : NULL;
+    const wm_json_t *g0rows = g0 ? wm_json_get(g0, key) : NULL;
+    if (!g0rows || g0rows->type != WM_JSON_ARRAY)
+        return add_rows(t, rows, NULL);
+    rc = add_rows(t, rows, "$total");
+    for (const wm_json_t *g = g0; g && !rc; g = g->next) {
+        const wm_json_t *gr = wm_json_get(g, key);
+        const wm_json_t *gv = wm_json_get(g, "group");
+        if (gr && gr->type == WM_JSON_ARRAY)
+            rc = add_rows(t, gr, gv ? json_text(t->a, gv) : "");
     }
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * test_table.c - a query answer's main rows as CSV and as a text table
  * (server/table.c): the rows each kind names, RFC 4180 quoting, nested
- * values flattened into columns, interval's figures, text alignment with
+ * values flattened into columns, breakdown groups, interval's figures and
+ * histogram bins, text alignment with
  * wide (CJK) characters. The answers are written here in the shapes of
  * docs/analytics.md.
  */
@@ -76,6 +77,25 @@ static void test_interval_figures(void **state)
                         "figure,value\r\ncount,3\r\nmedian_ms,60000\r\nhistogram.0,1\r\nhistogram.1,2\r\n");
 }
 
+static void test_breakdown_groups(void **state)
+{
+    const char *ans = "{\"steps\":[{\"step\":1,\"users\":3}],"
+                      "\"groups\":[{\"group\":\"C3\",\"steps\":[{\"step\":1,\"users\":2}]},"
+                      "{\"group\":null,\"steps\":[{\"step\":1,\"users\":1}]}]}";
+    assert_string_equal(render("funnel", ans, WM_TABLE_CSV, NULL),
+                        "group,step,users\r\n$total,1,3\r\nC3,1,2\r\n,1,1\r\n");
+    /* no groups: no group column */
+    assert_string_equal(render("funnel", "{\"steps\":[{\"step\":1}],\"groups\":[]}", WM_TABLE_CSV, NULL),
+                        "step\r\n1\r\n");
+}
+
+static void test_histogram_bins(void **state)
+{
+    const char *ans = "{\"count\":2,\"histogram\":[{\"bin\":\"<1m\",\"count\":1},{\"bin\":\"1\u20135m\",\"count\":1}]}";
+    assert_string_equal(render("interval", ans, WM_TABLE_CSV, NULL),
+                        "figure,value\r\ncount,2\r\nhistogram.<1m,1\r\nhistogram.1\u20135m,1\r\n");
+}
+
 static void test_unknown_kind_and_empty(void **state)
 {
     /* the first array of objects */
@@ -105,6 +125,8 @@ int main(void)
         cmocka_unit_test(test_csv_quoting),
         cmocka_unit_test(test_nested_values),
         cmocka_unit_test(test_interval_figures),
+        cmocka_unit_test(test_breakdown_groups),
+        cmocka_unit_test(test_histogram_bins),
         cmocka_unit_test(test_unknown_kind_and_empty),
         cmocka_unit_test(test_text_alignment),
     };
