@@ -239,10 +239,12 @@ typedef struct wm_engine_query_error {
  * Runs an analytics query (kind: events, funnel, retention, paths,
  * attribution, distribution, interval, map, export) on the request JSON over
  * every partition's parts and uncompacted log tail; the JSON answer (NDJSON
- * for export) is appended to out. While it runs it is listed by
- * wm_engine_queries_json and can be cancelled by id; id_out (may be NULL,
- * WM_QUERY_ID_MAX + 1 bytes) receives its id. Customer clauses (profile,
- * tag, in_segment) read the partitions' profile and audience stores.
+ * for export) is appended to out (left as it was on an error). While it
+ * runs it is listed by wm_engine_queries_json and can be cancelled by id;
+ * id_out (may be NULL, WM_QUERY_ID_MAX + 1 bytes) receives its id. Customer
+ * clauses (profile, tag, in_segment) read the partitions' profile and
+ * audience stores; a funnel's save_segment replaces that static list
+ * (wm__engine_segment_replace).
  * Errors: WM_EINVAL (bad request; err names the member, path "" and the
  * message for a body that is not JSON), WM_ELIMIT (memory), WM_EBUSY
  * (timeout), WM_ECLOSED (cancelled, or after

@@ -472,6 +472,7 @@ int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size
     if (!rc && opts->answer_max && out->len - start > opts->answer_max)
         rc = WM_ELIMIT;
     if (rc) {
+        out->len = start;   /* no half answer */
         set_qerr(err, qe.path, qe.msg);
         if (sc.msg[0])
             set_qerr(err, "save_segment", sc.msg);
