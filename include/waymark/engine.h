@@ -31,6 +31,8 @@ typedef struct wm_engine_opts {
     const char *admin_key;          /* NULL: read DIR/admin.key or generate one */
     bool read_only;                 /* for offline inspection commands */
     bool test_clock;                /* allow moving the clock forward (tests, demos) */
+    bool no_compactor;              /* no analytics compactor thread (offline commands
+                                     * that compact or only read) */
 } wm_engine_opts_t;
 
 int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out);
@@ -216,6 +218,62 @@ int wm_engine_tag_set(wm_engine_t *e, const char *project, uint64_t user_id, con
 /* Products the customer may be shown (docs/recommendations.md). */
 int wm_engine_recommendations_json(wm_engine_t *e, const char *project, uint64_t user_id, const char *type,
                                    uint32_t n, bool include_held, wm_buf_t *out);
+
+/* ---- analytics: the columnar store and its queries (engine_analytics.c;
+ * docs/analytics.md) ---- */
+
+typedef struct wm_engine_query_opts {
+    const char *project;            /* whose tags and segments customer clauses read; NULL: default */
+    const char *id;                 /* the query's id ([A-Za-z0-9_.-], at most WM_QUERY_ID_MAX);
+                                     * NULL or "": one is made up */
+    int64_t timeout_ms;             /* 0: the request's timeout_ms or 30 s */
+    size_t answer_max;              /* bound of out (0: none) */
+} wm_engine_query_opts_t;
+
+typedef struct wm_engine_query_error {
+    char path[96];                  /* JSON path of the faulty member, or "" */
+    char msg[256];
+} wm_engine_query_error_t;
+
+/*
+ * Runs an analytics query (kind: events, funnel, retention, paths,
+ * attribution, distribution, interval, map, export) on the request JSON over
+ * every partition's parts and uncompacted log tail; the JSON answer (NDJSON
+ * for export) is appended to out (left as it was on an error). While it
+ * runs it is listed by wm_engine_queries_json and can be cancelled by id;
+ * id_out (may be NULL, WM_QUERY_ID_MAX + 1 bytes) receives its id. Customer
+ * clauses (profile, tag, in_segment) read the partitions' profile and
+ * audience stores; a funnel's save_segment replaces that static list
+ * (wm__engine_segment_replace).
+ * Errors: WM_EINVAL (bad request; err names the member, path "" and the
+ * message for a body that is not JSON), WM_ELIMIT (memory), WM_EBUSY
+ * (timeout), WM_ECLOSED (cancelled, or after
+ * wm_engine_queries_stop), WM_ECONFLICT (WM_QUERIES_RUNNING_MAX
+ * queries running already), WM_EEXISTS (a running query has this id),
+ * WM_ENOMEM, WM_EIO.
+ */
+int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size_t len,
+                    const wm_engine_query_opts_t *opts, char *id_out, wm_buf_t *out,
+                    wm_engine_query_error_t *err);
+/* The running queries: [{"id","kind","project","started_ms","elapsed_ms","cancelled"}]. */
+int wm_engine_queries_json(wm_engine_t *e, wm_buf_t *out);
+/* Asks a running query to stop (it answers WM_ECLOSED soon after).
+ * 0 or WM_ENOTFOUND. */
+int wm_engine_query_cancel(wm_engine_t *e, const char *id);
+/* Cancels every running query and refuses new ones (WM_ECLOSED): the
+ * server calls it before it waits for its connections at shutdown. */
+void wm_engine_queries_stop(wm_engine_t *e);
+
+/* Compacts every partition's whole durable log into parts (repeating until
+ * nothing is left), then merges each partition's parts into one; appends one
+ * line per partition ("pNN: P parts, R rows, B bytes, X bytes/event") to
+ * report. For offline use (`waymark compact`): open the engine with
+ * no_compactor. */
+int wm_engine_analytics_compact_all(wm_engine_t *e, wm_buf_t *report);
+/* Verifies every part of DIR/analytics/pNN (no engine needed); the report
+ * names each file and, for a fault, the block and column. *faults counts
+ * them. WM_ENOTFOUND when DIR has no analytics directory. */
+int wm_engine_analytics_check(const char *data_dir, wm_buf_t *report, uint64_t *faults);
 
 /* Prometheus text exposition of the engine's counters. */
 void wm_engine_metrics(wm_engine_t *e, wm_buf_t *out);

@@ -191,6 +191,23 @@
 /* Customers a preview samples. */
 #define WM_AUD_SAMPLE 20
 
+/* ---- analytics glue (engine_analytics.c, the query routes) ---- */
+/* The compactor turns a partition's log tail into a part once this many
+ * records wait, or once the oldest waiting one is WM_ANALYTICS_COMPACT_AGE_MS
+ * old: parts of ~100k rows compress well, and queries read at most 10 s of
+ * tail from the log. It looks every WM_ANALYTICS_COMPACT_TICK_MS. */
+#define WM_ANALYTICS_COMPACT_RECORDS 100000u
+#define WM_ANALYTICS_COMPACT_AGE_MS 10000
+#define WM_ANALYTICS_COMPACT_TICK_MS 1000
+/* Queries running at once on one engine: each may use two threads and
+ * WM_QUERY_MEMORY_MAX; more wait for the client to retry (503). */
+#define WM_QUERIES_RUNNING_MAX 8
+/* A query id (X-Query-Id): [A-Za-z0-9_.-], as a client may choose it. */
+#define WM_QUERY_ID_MAX 64
+/* One answer sent over HTTP (exports included): larger exports go through
+ * `waymark query export` on the data directory. */
+#define WM_QUERY_ANSWER_BYTES_MAX (256u << 20)
+
 /* ---- product recommendations (wm_recommend) ---- */
 /* Candidate products per call: a bank or brokerage sells thousands of funds
  * and wealth products; 1M bounds the per-call scratch memory (~100 MB). */

@@ -185,7 +185,7 @@ int wm_cli_aud_import(const char *kind, int argc, char **argv)
     if (a.url) {
         rc = post_api(&a, body, len, &res);
     } else {
-        wm_engine_opts_t o = {.data_dir = a.data, .fsync_mode = WM_FSYNC_ALWAYS};
+        wm_engine_opts_t o = {.data_dir = a.data, .fsync_mode = WM_FSYNC_ALWAYS, .no_compactor = true};
         wm_engine_t *e = NULL;
         rc = wm_engine_open(&o, &e);
         if (!rc) {

@@ -29,5 +29,15 @@ int wm_cli_tag(int argc, char **argv);
 int wm_cli_segment(int argc, char **argv);
 /* `waymark tag import` / `waymark segment import` (kind "tag" / "segment"). */
 int wm_cli_aud_import(const char *kind, int argc, char **argv);
+/* `waymark query [KIND] FILE [--data DIR | --url URL [--key K]] [--format
+ * table|json|csv]`: an analytics query (docs/analytics.md); 2 on a bad
+ * request ("waymark query: PATH: MESSAGE"). `waymark query export` prints
+ * NDJSON. */
+int wm_cli_query(int argc, char **argv);
+/* `waymark compact [--data DIR]`: every partition's whole log into parts,
+ * merged to one part each; prints parts, rows, bytes per partition. */
+int wm_cli_compact(int argc, char **argv);
+/* `waymark check [DIR]`: verifies every analytics part; 1 on any fault. */
+int wm_cli_check(int argc, char **argv);
 
 #endif

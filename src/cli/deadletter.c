@@ -47,7 +47,7 @@ int wm_cli_deadletter(int argc, char **argv)
         default: dl_usage(stderr); return 2;
         }
     }
-    wm_engine_opts_t eo = {.data_dir = dir, .fsync_mode = WM_FSYNC_ALWAYS,
+    wm_engine_opts_t eo = {.data_dir = dir, .fsync_mode = WM_FSYNC_ALWAYS, .no_compactor = true,
                            .admin_key = getenv("WAYMARK_ADMIN_KEY")};
     wm_engine_t *e;
     int rc = wm_engine_open(&eo, &e);

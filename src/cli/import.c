@@ -889,8 +889,9 @@ int wm_cli_import(int argc, char **argv)
     if (!o.url) {
         if (!o.data_dir)
             o.data_dir = "./var";
+        /* a bulk load: the server (or `waymark compact`) makes the parts after */
         wm_engine_opts_t eo = {.data_dir = o.data_dir, .fsync_mode = o.fsync_mode,
-                               .partitions = o.partitions,
+                               .partitions = o.partitions, .no_compactor = true,
                                .admin_key = getenv("WAYMARK_ADMIN_KEY")};
         int rc = wm_engine_open(&eo, &engine);
         if (rc) {

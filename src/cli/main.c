@@ -23,6 +23,10 @@ static void usage(FILE *f)
             "               (tag import --tag KEY [--data DIR | --url URL] FILE)\n"
             "  segment      validate segment definitions (segment validate FILE...), import a\n"
             "               static list (segment import --segment KEY ... FILE)\n"
+            "  query        run an analytics query ([KIND] FILE [--data DIR | --url URL]\n"
+            "               [--format table|json|csv]; query export: every event as NDJSON)\n"
+            "  compact      compact every partition's log into analytics parts (offline)\n"
+            "  check        verify the analytics parts of a data directory (check [DIR])\n"
             "  version      print the version\n"
             "\n"
             "run 'waymark <command> --help' for a command's options\n");
@@ -51,6 +55,12 @@ int main(int argc, char **argv)
         return wm_cli_tag(argc - 1, argv + 1);
     if (strcmp(cmd, "segment") == 0)
         return wm_cli_segment(argc - 1, argv + 1);
+    if (strcmp(cmd, "query") == 0)
+        return wm_cli_query(argc - 1, argv + 1);
+    if (strcmp(cmd, "compact") == 0)
+        return wm_cli_compact(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return wm_cli_check(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("waymark %s\n", WM_VERSION);
         return 0;

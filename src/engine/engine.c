@@ -286,6 +286,8 @@ int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out)
     for (uint32_t i = 0; i < n; i++)
         if ((rc = wm__part_start(e->parts[i])))
             goto fail;
+    if ((rc = wm__engine_analytics_open(e, !opts->no_compactor)))
+        goto fail;
     if ((rc = wm__engine_journeys_start(e)))
         goto fail;
     *out = e;
@@ -299,6 +301,7 @@ void wm_engine_close(wm_engine_t *e)
 {
     if (!e)
         return;
+    wm__engine_analytics_close(e);
     wm__engine_journeys_close(e);
     for (uint32_t i = 0; i < e->n_parts; i++)
         wm__part_close(e->parts[i]);
@@ -1149,6 +1152,7 @@ void wm_engine_metrics(wm_engine_t *e, wm_buf_t *out)
                       (unsigned long long)atomic_load(&p->m_apply_errors));
     }
     wm__engine_journey_metrics(e, out);
+    wm__engine_analytics_metrics(e, out);
     wm_buf_printf(out,
                   "# HELP waymark_deadletters Records kept in the dead-letter store.\n"
                   "# TYPE waymark_deadletters gauge\n"

@@ -1134,6 +1134,104 @@ int wm_engine_aud_import(wm_engine_t *e, const char *project, const char *kind, 
     return rc ? rc : out->err;
 }
 
+/* ---- funnel save_segment: a list replaced by a query ---- */
+
+static int list_commands(wm_engine_t *e, const char *project, const char *key, roaring_bitmap_t *users, bool member)
+{
+    uint64_t card = roaring_bitmap_get_cardinality(users);
+    uint32_t *all = wm_malloc((card ? card : 1) * sizeof *all);
+    uint64_t *ids = wm_malloc(IMPORT_CHUNK * sizeof *ids);
+    char **cmds = wm_calloc(IMPORT_CHUNK, sizeof *cmds);
+    int rc = all && ids && cmds ? 0 : WM_ENOMEM;
+    uint32_t n = 0;
+    if (!rc)
+        roaring_bitmap_to_uint32_array(users, all);
+    for (uint64_t i = 0; i < card && !rc; i++) {
+        wm_buf_t b;
+        wm_buf_init(&b, 0);
+        wm_buf_puts(&b, "{\"cmd\":\"segment_list\",\"project\":");
+        wm_buf_json_str(&b, project, strlen(project));
+        wm_buf_puts(&b, ",\"segment\":");
+        wm_buf_json_str(&b, key, strlen(key));
+        wm_buf_printf(&b, ",\"member\":%s}", member ? "true" : "false");
+        char *cmd = b.err ? NULL : wm_buf_steal(&b, NULL);
+        wm_buf_release(&b);
+        if (!cmd) {
+            rc = WM_ENOMEM;
+            break;
+        }
+        ids[n] = all[i];
+        cmds[n++] = cmd;
+        if (n == IMPORT_CHUNK || i + 1 == card) {
+            rc = wm__engine_commands(e, n, ids, cmds);
+            for (uint32_t k = 0; k < n; k++)
+                wm_free(cmds[k]);
+            n = 0;
+        }
+    }
+    for (uint32_t k = 0; k < n; k++)
+        wm_free(cmds[k]);
+    wm_free(all);
+    wm_free(ids);
+    wm_free(cmds);
+    return rc;
+}
+
+int wm__engine_segment_replace(wm_engine_t *e, const char *project, const char *key, const uint64_t *users,
+                               uint32_t n, char *msg, size_t cap)
+{
+    const wm_aseg_t *g = published_seg(e, project, key);
+    if (!g) {
+        wm_buf_t def, out;
+        wm_buf_init(&def, 0);
+        wm_buf_init(&out, 0);
+        wm_buf_puts(&def, "{\"key\":");
+        wm_buf_json_str(&def, key, strlen(key));
+        wm_buf_puts(&def, ",\"name\":");
+        wm_buf_json_str(&def, key, strlen(key));
+        wm_buf_puts(&def, ",\"kind\":\"static\",\"description\":\"funnel drop-offs (save_segment)\"}");
+        bool valid = false;
+        int rc = def.err ? def.err : wm_engine_aud_save(e, "segment", project, key, def.data, def.len, &valid, &out);
+        if (!rc && !valid) {
+            snprintf(msg, cap, "cannot create segment '%s': %.*s", key, (int)(out.len < 180 ? out.len : 180),
+                     out.data ? out.data : "");
+            rc = WM_EINVAL;
+        }
+        wm_buf_reset(&out);
+        if (!rc)
+            rc = wm_engine_aud_publish(e, "segment", project, key, &out);
+        wm_buf_release(&def);
+        wm_buf_release(&out);
+        if (rc)
+            return rc;
+        if (!(g = published_seg(e, project, key)))
+            return WM_ESTATE;
+    }
+    if (g->def->kind != WM_SEGMENT_STATIC || g->def->snapshot_of) {
+        snprintf(msg, cap, "segment '%s' exists and is not an uploaded list: it cannot be replaced", key);
+        return WM_EINVAL;
+    }
+    roaring_bitmap_t *cur = members_of(e, g->id), *want = roaring_bitmap_create();
+    int rc = cur && want ? 0 : WM_ENOMEM;
+    for (uint32_t i = 0; i < n && !rc; i++)
+        roaring_bitmap_add(want, (uint32_t)users[i]);
+    roaring_bitmap_t *gone = rc ? NULL : roaring_bitmap_andnot(cur, want);
+    roaring_bitmap_t *added = rc ? NULL : roaring_bitmap_andnot(want, cur);
+    if (!rc && (!gone || !added))
+        rc = WM_ENOMEM;
+    if (!rc)
+        rc = list_commands(e, project, key, gone, false);
+    if (!rc)
+        rc = list_commands(e, project, key, added, true);
+    roaring_bitmap_free(cur);
+    roaring_bitmap_free(want);
+    roaring_bitmap_free(gone);
+    roaring_bitmap_free(added);
+    if (!rc)
+        wm_engine_wait_applied(e, 10000);   /* the segment's count shows the list at once */
+    return rc;
+}
+
 /* ---- recommendations ---- */
 
 /* Where the recommendation reads its inputs (the brokerage defaults of the

@@ -72,6 +72,9 @@ struct wm_engine {
     _Atomic uint64_t m_commands, m_dispatched, m_delivered, m_failed;
     pthread_mutex_t cap_mu;         /* journey entry caps across partitions */
     wm_strmap_t entry_totals;       /* "project\x1fkey" -> entries admitted so far */
+
+    /* analytics: stores, compactor, running queries (engine_analytics.c) */
+    struct wm__analytics *an;
 };
 
 /* engine_journey.c */
@@ -80,6 +83,28 @@ int wm__engine_journeys_start(wm_engine_t *e);     /* after partitions started *
 void wm__engine_journeys_close(wm_engine_t *e);    /* before partitions close */
 void wm__engine_journeys_free(wm_engine_t *e);      /* after partitions closed */
 void wm__engine_journey_metrics(wm_engine_t *e, wm_buf_t *out);
+/* engine_analytics.c: opens DATA/analytics/pNN for every partition (after
+ * the partitions, whose logs it compacts) and starts the compactor unless
+ * asked not to; close stops it and closes the stores (before the partitions
+ * close). */
+int wm__engine_analytics_open(wm_engine_t *e, bool compactor);
+void wm__engine_analytics_close(wm_engine_t *e);
+void wm__engine_analytics_metrics(wm_engine_t *e, wm_buf_t *out);
+/* The callbacks that answer a query's customer clauses (profile, tag,
+ * in_segment of project) from the users' home partitions; ctx must outlive
+ * the host. */
+typedef struct wm__query_host_ctx {
+    wm_engine_t *e;
+    const char *project;
+} wm__query_host_ctx_t;
+struct wm_query_host;
+void wm__engine_query_host(wm__query_host_ctx_t *ctx, struct wm_query_host *host);
+/* engine_audience.c: makes the members of the static list segment key of
+ * project exactly users (funnel save_segment); creates and publishes the
+ * list when missing. WM_EINVAL (msg says why) when key names another kind
+ * of segment or is not a valid key. */
+int wm__engine_segment_replace(wm_engine_t *e, const char *project, const char *key, const uint64_t *users,
+                               uint32_t n, char *msg, size_t cap);
 /* engine_audience.c: frees the recommendation catalogues (at close). */
 void wm__engine_rec_free(wm_engine_t *e);
 

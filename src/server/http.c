@@ -252,6 +252,8 @@ void wm_server_stop(wm_server_t *s)
 {
     if (!s)
         return;
+    /* a query may run for minutes on a connection thread the daemon joins */
+    wm_engine_queries_stop(s->engine);
     MHD_stop_daemon(s->daemon);
     wm_free(s);
 }

@@ -38,6 +38,9 @@ int wm__answer(wm_req_t *r, int rc, wm_buf_t *b, unsigned ok_status);
  * /api/v1/users/{id}/recommendations (routes_audience.c). */
 int wm__route_audience(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const char *project,
                        const char *role);
+/* /api/v1/query/{kind}, /api/v1/queries, DELETE /api/v1/query/{id} (routes_query.c). */
+int wm__route_query(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const char *project,
+                    const char *role);
 int wm__http_send(wm_req_t *r, unsigned status, const char *content_type, const void *body,
                   size_t len);
 int wm__http_json(wm_req_t *r, unsigned status, const wm_buf_t *b);

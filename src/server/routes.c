@@ -627,6 +627,10 @@ static int handle_api(wm_req_t *r, wm_arena_t *a)
     wm_buf_init(&b, 0);
     int rc, out;
     bool admin = strcmp(role, "admin") == 0;
+    if (!strcmp(seg[2], "query") || !strcmp(seg[2], "queries")) {
+        wm_buf_release(&b);
+        return wm__route_query(r, a, seg, n, project, role);
+    }
     if (!strcmp(seg[2], "journeys")) {
         wm_buf_release(&b);
         return handle_journeys(r, a, seg, n, project, role);
