@@ -19,9 +19,13 @@ Three layouts of the same data:
   tail    import only: every event in the uncompacted log tail;
   parts   a copy of tail after `waymark compact`;
   split   first half of the file imported and compacted, second half imported.
-Each is imported after a one-record priming file (user "schema-prime", event
-SchemaPrime in January) that registers every property's type, so which
-records are rejected does not depend on how the import schedules chunks.
+The file is imported in 8 consecutive pieces (one `waymark import` each, so
+that no run lasts the 10 s after which the engine's compactor, which runs in
+`waymark import` too, would compact the tail), after a one-record priming
+file (user "schema-prime", event SchemaPrime in January) that registers every
+property's type, so which records are rejected does not depend on how the
+import schedules chunks. The manifests must show each layout's premise: no
+rows in parts, all, some.
 
 For each layout:
   1. `waymark query export` is checked against the generator's own knowledge:
@@ -75,6 +79,9 @@ DAY0 = datetime.date(2026, 9, 24)      # first local day with events
 NDAYS = 41                             # .. 2026-11-03
 EPOCH = datetime.date(1970, 1, 1)
 PRIME_USER = "schema-prime"
+# The file is imported in CHUNKS runs of `waymark import`: each ends before the
+# engine's compactor (which import runs too) finds a 10 s old tail to compact.
+CHUNKS = 8
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--dump", help="write inputs, exports, queries and answers here")
@@ -345,13 +352,10 @@ class Gen:
         for pos, e in enumerate(self.file):
             e["line"] = pos
 
-    def lines(self, part=None):
-        evs = self.file
-        if part == 1:
-            evs = evs[:len(evs) // 2]
-        elif part == 2:
-            evs = evs[len(evs) // 2:]
-        return [json.dumps(e["rec"], ensure_ascii=False) for e in evs]
+    def chunks(self, n=CHUNKS):
+        """The file in n consecutive pieces; the first n/2 are its first half."""
+        b = [len(self.file) * j // n for j in range(n + 1)]
+        return [self.file[b[j]:b[j + 1]] for j in range(n)]
 
     @staticmethod
     def prime_line():
@@ -909,19 +913,19 @@ def check_oracle_answers(res, what):
 
 
 def write_inputs():
+    """The priming file and the chunks of the event file: [(path, imported, rejected)]."""
     prime = os.path.join(TMP, "prime.ndjson")
     write_lines(prime, [Gen.prime_line()])
-    paths = {}
-    for part, name in ((None, "events.ndjson"), (1, "half1.ndjson"), (2, "half2.ndjson")):
-        paths[part] = os.path.join(TMP, name)
-        write_lines(paths[part], GEN.lines(part))
-    half = len(GEN.file) // 2
-    counts = {None: GEN.file, 1: GEN.file[:half], 2: GEN.file[half:]}
-    rej = {k: sum(e["rejected"] for e in v) for k, v in counts.items()}
+    chunks = []
+    for j, evs in enumerate(GEN.chunks()):
+        path = os.path.join(TMP, "events-%02d.ndjson" % (j + 1))
+        write_lines(path, [json.dumps(e["rec"], ensure_ascii=False) for e in evs])
+        rej = sum(e["rejected"] for e in evs)
+        chunks.append((path, len(evs) - rej, rej))
     dump("input/prime.ndjson", read_head(prime, 1 << 20))
-    dump("input/events.ndjson", read_head(paths[None], 1 << 30))
-    dump("queries.json", QUERIES and [{"name": x["name"], "query": x["q"]} for x in QUERIES])
-    return prime, paths, {k: (len(v) - rej[k], rej[k]) for k, v in counts.items()}
+    dump("input/events.ndjson", "".join(read_head(c[0], 1 << 30) for c in chunks))
+    dump("queries.json", [{"name": x["name"], "query": x["q"]} for x in QUERIES])
+    return prime, chunks
 
 
 def test_oracle_only():
@@ -937,28 +941,28 @@ def test_oracle_only():
         dump("answers/expected/%s.oracle.json" % x["name"], a if err is None else {"error": err})
 
 
-def build_layouts(prime, paths, counts):
+def build_layouts(prime, chunks):
     """The three data directories: tail (import), parts (a copy of tail,
-    compacted) and split (half, compact, half). Imports stall on merges across
-    partitions, so tail and split are built at the same time."""
+    compacted) and split (first half, compact, second half). Imports stall
+    on merges across partitions, so tail and split are built at the same time."""
     dirs = {k: os.path.join(TMP, "data-" + k) for k in ("tail", "parts", "split")}
     steps = {k: Steps() for k in dirs}
     ready = {}
 
+    def imports(k, pieces):
+        return all(wm_import(steps[k], dirs[k], path, n, rej, k) for path, n, rej in pieces)
+
     def tail():
-        st = steps["tail"]
-        ready["tail"] = (wm_import(st, dirs["tail"], prime, 1, 0, "tail")
-                         and wm_import(st, dirs["tail"], paths[None], *counts[None], "tail"))
+        ready["tail"] = imports("tail", [(prime, 1, 0)] + chunks)
         if ready["tail"]:
             shutil.copytree(dirs["tail"], dirs["parts"])
             ready["parts"] = wm_compact(steps["parts"], dirs["parts"], "parts")
 
     def split():
-        st = steps["split"]
-        ready["split"] = (wm_import(st, dirs["split"], prime, 1, 0, "split")
-                          and wm_import(st, dirs["split"], paths[1], *counts[1], "split")
-                          and wm_compact(st, dirs["split"], "split")
-                          and wm_import(st, dirs["split"], paths[2], *counts[2], "split"))
+        half = len(chunks) // 2
+        ready["split"] = (imports("split", [(prime, 1, 0)] + chunks[:half])
+                          and wm_compact(steps["split"], dirs["split"], "split")
+                          and imports("split", chunks[half:]))
 
     threads = [threading.Thread(target=f) for f in (tail, split)]
     for t in threads:
@@ -967,7 +971,29 @@ def build_layouts(prime, paths, counts):
         t.join()
     for k in dirs:
         steps[k].replay()
+    # the premise of each layout: where its events are (the import itself
+    # must not compact, or no layout reads the log tail)
+    total = len(GEN.kept()) + 1
+    for k, want in (("tail", "none"), ("parts", "all"), ("split", "some")):
+        if ready.get(k):
+            rows = part_rows(dirs[k])
+            ok = {"none": rows == 0, "all": rows == total, "some": 0 < rows < total}[want]
+            check(ok, "%s: %s of the %d events in column parts" % (k, want, total),
+                  "%d rows in the parts of %s/analytics/*/MANIFEST" % (rows, dirs[k]))
     return {k: d for k, d in dirs.items() if ready.get(k)}
+
+
+def part_rows(data):
+    """Rows in the parts the manifests list ("part FILE ROWS ..." lines)."""
+    n = 0
+    for root, _, files in os.walk(os.path.join(data, "analytics")):
+        if "MANIFEST" in files:
+            with open(os.path.join(root, "MANIFEST"), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    w = line.split()
+                    if len(w) >= 3 and w[0] == "part" and w[2].isdigit():
+                        n += int(w[2])
+    return n
 
 
 def export_layout(layout, data):
@@ -1033,9 +1059,9 @@ def compare_layout(layout, answers, res):
 
 
 def test_layouts():
-    prime, paths, counts = write_inputs()
+    prime, chunks = write_inputs()
     t = time.time()
-    built = build_layouts(prime, paths, counts)
+    built = build_layouts(prime, chunks)
     print("imports and compactions: %.1f s" % (time.time() - t), flush=True)
     exports = {k: export_layout(k, d) for k, d in built.items()}
     # the oracle (once per distinct export) runs while waymark answers
