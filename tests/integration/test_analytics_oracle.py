@@ -392,6 +392,8 @@ def Q(name, kind, body, expect=None):
     q = {"kind": kind}
     q.update(OCT)
     q.update(body)
+    if expect is None and kind == "events":
+        expect = "values"
     return {"name": name, "q": q, "expect": expect}
 
 
@@ -402,7 +404,7 @@ QUERIES = [
     Q("ev-count-day", "events", {"series": [{"event": "$AppStart"}]}),
     Q("ev-users-week-prev", "events", {"series": [{"event": "ViewFundDetail", "measure": "users"}],
                                        "interval": "week", "compare": "previous"}),
-    Q("ev-sum-month", "events", {"from": "2026-09-24", "to": "2026-11-03", "interval": "month",
+    Q("ev-sum-month", "events", {"from": "2026-09-27", "to": "2026-11-03", "interval": "month",
                                  "compare": "previous",
                                  "series": [{"event": "SubscribeFund", "measure": "sum", "prop": "amount"}]}),
     Q("ev-avg-hour", "events", {"from": "2026-10-07", "to": "2026-10-08", "interval": "hour",
@@ -598,6 +600,12 @@ def nontrivial(expect, a):
     def groups_with_other(gs):
         return gs and gs[-1].get("group") == "$other"
 
+    if expect == "values":
+        # every series has a non-zero total (and so does its previous period)
+        for t in a["totals"]:
+            if not t["value"] or "previous" in t and not t["previous"]:
+                return "series %d: total %s, previous %s" % (t["series"], t["value"], t.get("previous"))
+        return None
     if expect == "other":
         if not any(r.get("group") == "$other" for r in a["totals"]):
             return "no $other group"
