@@ -20,8 +20,8 @@ Three layouts of the same data:
   parts   a copy of tail after `waymark compact`;
   split   first half of the file imported and compacted, second half imported.
 The file is imported in 8 consecutive pieces (one `waymark import` each, so
-that no run lasts the 10 s after which the engine's compactor, which runs in
-`waymark import` too, would compact the tail), after a one-record priming
+that no run would last the 10 s after which the engine's compactor, were it
+running in `waymark import`, compacts a tail), after a one-record priming
 file (user "schema-prime", event SchemaPrime in January) that registers every
 property's type, so which records are rejected does not depend on how the
 import schedules chunks. The manifests must show each layout's premise: no
@@ -79,8 +79,10 @@ DAY0 = datetime.date(2026, 9, 24)      # first local day with events
 NDAYS = 41                             # .. 2026-11-03
 EPOCH = datetime.date(1970, 1, 1)
 PRIME_USER = "schema-prime"
-# The file is imported in CHUNKS runs of `waymark import`: each ends before the
-# engine's compactor (which import runs too) finds a 10 s old tail to compact.
+# The file is imported in CHUNKS consecutive runs of `waymark import` (a
+# migration in batches); should an import ever compact on its own (the
+# engine's compactor takes a tail once it is 10 s old), short runs keep the
+# tail layout uncompacted, and the manifests are checked anyway.
 CHUNKS = 8
 
 ap = argparse.ArgumentParser()
@@ -543,7 +545,9 @@ QUERIES = [
     # --- attribution
     Q("at-all-models", "attribution", {"conversion": {"event": "SubscribeFund"},
                                        "touches": [{"event": "$MessageSent", "label_prop": "journey"},
-                                                   {"event": "ReadArticle"}, {"event": "ViewFundDetail"}],
+                                                   {"event": "ReadArticle"},
+                                                   {"event": "ViewFundDetail",
+                                                    "where": {"prop": "risk", "op": ">=", "value": "R4"}}],
                                        "lookback": "3d", "half_life": "12h"}, "attribution"),
     Q("at-value", "attribution", {"conversion": {"event": "SubscribeFund"},
                                   "touches": [{"event": "$MessageSent", "label_prop": "journey"},
