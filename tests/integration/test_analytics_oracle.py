@@ -1115,6 +1115,21 @@ def test_layouts():
     for layout in ("tail", "parts", "split"):
         if keys.get(layout) in oracle:
             compare_layout(layout, answers[layout], oracle[keys[layout]])
+    # the same queries through the HTTP API of a server on the split layout
+    # (parts and a tail; the server compacts what it finds waiting)
+    if keys.get("split") in oracle:
+        srv = wmtest.Server(data_dir=built["split"]).start()
+        try:
+            got = {}
+            for x in QUERIES:
+                st, body = srv.api("POST", "/api/v1/query/%s" % x["q"]["kind"], x["q"])
+                if st == 200 and isinstance(body, dict):
+                    got[x["name"]] = body
+                else:
+                    check(False, "http: %s answers 200" % x["name"], "%s %s" % (st, short(body, 300)))
+            compare_layout("http", got, oracle[keys["split"]])
+        finally:
+            srv.cleanup()
     base = answers.get("tail")
     for layout in ("parts", "split"):
         other = answers.get(layout)
