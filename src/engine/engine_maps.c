@@ -133,7 +133,9 @@ static int map_validate(wm_engine_t *e, const char *project, const char *url_key
         wm__query_host_ctx_t hc = {.e = e, .project = project};
         wm_query_host_t host;
         wm__engine_query_host(&hc, &host);
-        wm_query_src_t src = {.n_parts = 0, .host = &host};
+        /* one partition without a store or a log: nothing to read, but the
+         * kernels get their (empty) accumulators */
+        wm_query_src_t src = {.n_parts = 1, .host = &host, .threads = 1};
         wm_query_error_t qe;
         wm_buf_t out;
         wm_buf_init(&out, 0);
