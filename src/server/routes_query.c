@@ -84,7 +84,7 @@ static int query_error(wm_req_t *r, int rc, const wm_engine_query_error_t *qe, c
 int wm__query_reply(wm_req_t *r, int rc, const wm_engine_query_error_t *qe, const char *id, wm_buf_t *b,
                     unsigned ok_status)
 {
-    int out = rc ? query_error(r, rc == WM_ENOTFOUND ? WM_ENOTFOUND : rc, qe, id)
+    int out = rc ? query_error(r, rc, qe, id)
                  : send_with_id(r, ok_status, "application/json; charset=utf-8", b, id);
     wm_buf_release(b);
     return out;
