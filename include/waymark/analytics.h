@@ -48,8 +48,9 @@ typedef struct wm_part_builder wm_part_builder_t;
 int wm_part_builder_new(wm_part_builder_t **out);
 void wm_part_builder_free(wm_part_builder_t *b);
 /* Adds one event: properties is the record's "properties" OBJECT (or NULL).
- * Values of other JSON types than the column kinds (objects, nested arrays,
- * null) are kept as their JSON text in a string column. */
+ * Objects and arrays that are not all strings are kept as their JSON text in
+ * a JSON column; a null value is not stored (queries read it as absent, as
+ * the condition language does). */
 int wm_part_builder_add(wm_part_builder_t *b, uint64_t user, int64_t time_ms, uint64_t seq,
                         const char *event, size_t event_len, const wm_json_t *properties);
 /* Records an identity merge seen in the log range (from -> into). */

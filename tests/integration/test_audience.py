@@ -412,7 +412,14 @@ def test_tier_tag_drives_tiered_service():
             st, body = srv.api("POST", "/api/v1/journeys", j)
             check(st in (200, 201) and body.get("valid"), "tiered_service on the tier tag is valid", body)
             srv.api("POST", "/api/v1/journeys/tiered_service/publish")
+            # the journey holds pushes in quiet hours (21:00-08:30 China time):
+            # move the test clock to 10:00 local so the push goes out whatever the hour
             t = now_ms(srv)
+            day = 86400000
+            ten = ((t + 8 * 3600000) // day) * day - 8 * 3600000 + 10 * 3600000
+            if ten <= t:
+                ten += day
+            t = advance(srv, "%dms" % (ten - t))
             post(srv, [profile("ts_h", {"aum": 8000000, "risk_level": "C4"}, t),
                        profile("ts_m", {"aum": 800000, "risk_level": "C3"}, t)])
             time.sleep(0.3)
