@@ -388,11 +388,14 @@ int wm_engine_journey_report_funnel(wm_engine_t *e, const char *project, const c
         return fail(err, "from", "required with funnel: the first local date of the range, YYYY-MM-DD", NULL);
     if (!to || !*to)
         return fail(err, "to", "required with funnel: the last local date of the range, YYYY-MM-DD", NULL);
+    char off[16];
     if (utc_off) {
         char *end;
         long v = strtol(utc_off, &end, 10);
-        if (!*utc_off || *end || v < -900 || v > 900)
+        if (!*utc_off || *end || v < -900 || v > 900 || !((*utc_off >= '0' && *utc_off <= '9') || *utc_off == '-'))
             return fail(err, "utc_offset_min", "an integer number of minutes, -900 to 900", NULL);
+        snprintf(off, sizeof off, "%ld", v);   /* as a JSON number */
+        utc_off = off;
     }
     if (!d->goal.event)
         return fail(err, "funnel", "the journey has no goal: its funnel runs from entry to the goal", NULL);

@@ -275,6 +275,17 @@ def test_journey_report_funnel():
             check(st == 400 and rep["error"].get("path") == "from", "funnel without from is 400", rep)
             st, rep = report(f"?funnel=1&from={frm}&to={to}&utc_offset_min=abc")
             check(st == 400 and rep["error"].get("path") == "utc_offset_min", "bad utc_offset_min is 400", rep)
+            st, rep = report(f"?funnel=1&from={frm}&to={to}&utc_offset_min=%2B5")
+            check(st == 400 and rep["error"].get("path") == "utc_offset_min", "utc_offset_min +5 is 400", rep)
+            st, rep = report(f"?funnel=1&from={frm}&to={to}&utc_offset_min=-60")
+            check(st == 200 and rep["funnel"]["steps"][0]["users"] == 120, "utc_offset_min -60 runs", rep)
+            st, rep = report(f"?funnel=1&from={frm}&to={to}&window=soon")
+            check(st == 400 and rep["error"].get("path") == "window", "a bad window is 400", rep)
+            viewer = srv.api("POST", "/api/v1/keys", {"role": "viewer"})[1]["key"]
+            st, rep = srv.api("GET", f"/api/v1/journeys/fab_test/report?funnel=1&from={frm}&to={to}", key=viewer)
+            check(st == 403, "the funnel needs a query role", (st, rep))
+            st, rep = srv.api("GET", "/api/v1/journeys/fab_test/report", key=viewer)
+            check(st == 200, "the plain report does not", st)
             st, rep = srv.api("GET", f"/api/v1/journeys/nope/report?funnel=1&from={frm}&to={to}")
             check(st == 404, "funnel of a missing journey is 404", (st, rep))
         finally:
