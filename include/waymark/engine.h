@@ -33,6 +33,8 @@ typedef struct wm_engine_opts {
     bool test_clock;                /* allow moving the clock forward (tests, demos) */
     bool no_compactor;              /* no analytics compactor thread (offline commands
                                      * that compact or only read) */
+    bool no_timers;                 /* journey timers are not fired (offline commands
+                                     * that only read: query, export, compact) */
 } wm_engine_opts_t;
 
 int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out);

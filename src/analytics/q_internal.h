@@ -141,6 +141,11 @@ struct query {
     wm_buf_t warnings;          /* JSON strings, comma separated */
     pthread_mutex_t warn_mu;
     uint64_t corrupt;
+    /* "stats": true asks for these in the answer */
+    bool want_stats;
+    int64_t started_ms;
+    atomic_uint_fast64_t rows_read, customers;
+    uint32_t nparts_read;
 };
 
 /* The breakdown group of a row's group id during this pass. */

@@ -621,6 +621,7 @@ static bool src_load(query_t *q, qsrc_t *s)
         }
         s->loaded = true;
         s->row = 0;
+        atomic_fetch_add_explicit(&q->rows_read, s->blk.rows, memory_order_relaxed);
         return true;
     }
     s->done = true;
@@ -1201,6 +1202,7 @@ static int deliver(qscan_t *sc, uint64_t user, qrow_t *rows, uint32_t n)
         for (uint32_t i = 0; i < n; i++)
             rows[i].grp = g;
     }
+    atomic_fetch_add_explicit(&q->customers, 1, memory_order_relaxed);
     return q->k->user(q, sc->acc, user, rows, n);
 }
 
@@ -1662,7 +1664,12 @@ static int parse_common(query_t *q, const wm_json_t *req, wm_query_error_t *err)
     }
     if (q->src->timeout_ms)
         timeout = q->src->timeout_ms;
-    q->deadline_ms = now_ms() + timeout;
+    q->started_ms = now_ms();
+    q->deadline_ms = q->started_ms + timeout;
+    const wm_json_t *st = wm_json_get(req, "stats");
+    if (st && st->type != WM_JSON_TRUE && st->type != WM_JSON_FALSE)
+        return q_fail(err, "stats", "true or false (the scan's figures in the answer)");
+    q->want_stats = st && st->type == WM_JSON_TRUE;
     if (q->where.reads_customer && !q->src->host)
         return q_fail(err, "where", "profile, tag and segment clauses need the server's customer stores");
     for (uint32_t k = 0; k < q->nspecs; k++)
@@ -1805,6 +1812,17 @@ int wm_query_run(const wm_query_src_t *src, const char *kind, const wm_json_t *r
         wm_buf_puts(out, ",\"warnings\":[");
         wm_buf_append(out, q->warnings.data, q->warnings.len);
         wm_buf_puts(out, "]}");
+    }
+    if (!rc && q->want_stats && k != &wm__qk_export && out->len && out->data[out->len - 1] == '}') {
+        uint32_t nparts = 0;
+        for (uint32_t p = 0; p < run.nscans; p++)
+            nparts += run.scans[p].nsrcs;
+        out->len--;
+        wm_buf_printf(out,
+                      ",\"stats\":{\"elapsed_ms\":%" PRId64 ",\"rows_read\":%" PRIu64 ",\"customers\":%" PRIu64
+                      ",\"parts\":%u,\"partitions\":%u}}",
+                      now_ms() - q->started_ms, (uint64_t)atomic_load(&q->rows_read),
+                      (uint64_t)atomic_load(&q->customers), nparts, run.nscans);
     }
     for (uint32_t p = 0; p < src->n_parts && q->corrupt; p++)
         if (src->stores && src->stores[p]) {

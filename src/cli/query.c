@@ -150,7 +150,7 @@ static void print_error(const char *path, const char *msg)
 static int run_offline(const query_opts_t *o, const char *kind, const wm_buf_t *req)
 {
     const char *dir = o->data_dir ? o->data_dir : DEFAULT_DATA;
-    wm_engine_opts_t eo = {.data_dir = dir, .fsync_mode = WM_FSYNC_ALWAYS, .no_compactor = true,
+    wm_engine_opts_t eo = {.data_dir = dir, .fsync_mode = WM_FSYNC_ALWAYS, .no_compactor = true, .no_timers = true,
                            .admin_key = getenv("WAYMARK_ADMIN_KEY")};
     wm_engine_t *e;
     int rc = wm_engine_open(&eo, &e);
@@ -332,7 +332,7 @@ int wm_cli_compact(int argc, char **argv)
         fprintf(stderr, "usage: waymark compact [--data DIR]\n");
         return 2;
     }
-    wm_engine_opts_t eo = {.data_dir = dir, .fsync_mode = WM_FSYNC_ALWAYS, .no_compactor = true,
+    wm_engine_opts_t eo = {.data_dir = dir, .fsync_mode = WM_FSYNC_ALWAYS, .no_compactor = true, .no_timers = true,
                            .admin_key = getenv("WAYMARK_ADMIN_KEY")};
     wm_engine_t *e;
     int rc = wm_engine_open(&eo, &e);

@@ -288,7 +288,7 @@ int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out)
             goto fail;
     if ((rc = wm__engine_analytics_open(e, !opts->no_compactor)))
         goto fail;
-    if ((rc = wm__engine_journeys_start(e)))
+    if (!opts->no_timers && (rc = wm__engine_journeys_start(e)))
         goto fail;
     *out = e;
     return 0;

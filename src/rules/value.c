@@ -143,13 +143,36 @@ bool wm__parse_number(const char *s, size_t n, double *out)
     char c = s[0];
     if (!(c == '-' || (c >= '0' && c <= '9')))
         return false;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        char x = buf[i];
-        if (!((x >= '0' && x <= '9') || x == '-' || x == '+' || x == '.' || x == 'e' || x == 'E'))
+    /* the JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? ("000001" is not a number) */
+    size_t i = s[0] == '-';
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    else
+        return false;
+    if (i < n && s[i] == '.') {
+        size_t d = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
             return false;
     }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return false;
+    }
+    if (i != n)
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
     char *end;
     double v = strtod(buf, &end);
     if (end != buf + n || !isfinite(v))

@@ -25,6 +25,7 @@
 
 typedef struct table {
     wm_arena_t *a;
+    bool round;                     /* text tables: fractions to 6 significant digits */
     const char *cols[TABLE_COLS_MAX];
     bool col_num[TABLE_COLS_MAX];   /* every value of the column is a number (right-aligned) */
     uint32_t ncols;
@@ -101,12 +102,17 @@ static int add_cell(table_t *t, const char *col, const char *text, bool num)
     return 0;
 }
 
-static const char *json_text(wm_arena_t *a, const wm_json_t *v)
+static const char *json_text_r(wm_arena_t *a, const wm_json_t *v, bool round)
 {
     if (v->type == WM_JSON_STRING)
         return v->u.str;
     if (v->type == WM_JSON_NULL)
         return "";
+    if (round && v->type == WM_JSON_NUMBER && !v->is_int) {
+        char num[40];
+        snprintf(num, sizeof num, "%.6g", v->u.num);
+        return wm_arena_strndup(a, num, strlen(num));
+    }
     wm_buf_t b;
     wm_buf_init(&b, 0);
     wm_json_write(&b, v);
@@ -114,6 +120,8 @@ static const char *json_text(wm_arena_t *a, const wm_json_t *v)
     wm_buf_release(&b);
     return s ? s : "";
 }
+
+#define json_text(a, v) json_text_r((a), (v), t->round)
 
 static bool all_of(const wm_json_t *arr, wm_json_type_t type)
 {
@@ -360,7 +368,7 @@ static void write_text(const table_t *t, wm_buf_t *out, wm_arena_t *a)
 int wm_server_answer_table(wm_arena_t *a, const char *kind, const wm_json_t *answer, wm_table_format_t format,
                            wm_buf_t *out)
 {
-    table_t t = {.a = a};
+    table_t t = {.a = a, .round = format != WM_TABLE_CSV};
     int rc = build(&t, kind, answer);
     if (rc)
         return rc;

@@ -343,6 +343,7 @@ async function kindFunnel(db, rows, q) {
     const k = q.dropped_at;
     if (!Number.isInteger(k) || k < 1 || k > n) fail("dropped_at: a step number");
     out.dropped = (await db.all(`SELECT user_id FROM cust WHERE lvl = ${k} ORDER BY user_id LIMIT 10000`)).map((r) => r.user_id);
+    out.dropped_total = (await db.all(`SELECT count(*) AS n FROM cust WHERE lvl = ${k}`))[0].n;
   }
   return out;
 }

@@ -119,6 +119,7 @@ const cases = [
       { group: "web", steps: steps(["View", "Buy"], [1, 1], [86400000], [86400000]) },
     ],
     dropped: [3, 4],
+    dropped_total: 2,
   }],
   ["funnel: strict", {
     kind: "funnel", ...R, steps: [{ event: "View" }, { event: "Buy" }], window: "1d", order: "strict",
