@@ -257,6 +257,36 @@ typedef struct wm_engine_query_error {
 int wm_engine_query(wm_engine_t *e, const char *kind, const char *req_json, size_t len,
                     const wm_engine_query_opts_t *opts, char *id_out, wm_buf_t *out,
                     wm_engine_query_error_t *err);
+/* ---- saved journey maps and the journey report's funnel (engine_maps.c;
+ * docs/api.md, "Journey maps") ---- */
+
+/* Creates (key NULL: WM_EEXISTS when the body's key is taken) or replaces
+ * (key given: WM_ENOTFOUND when missing; version + 1) a saved map
+ * {"key","name","description"?,"stages":[{"name","events"|"event","where"?}],
+ * "window"?}, validated by the map query's parser: WM_EINVAL with err naming
+ * the member ("stages[1].events[0]", "window", ...). Appends the stored map
+ * {key,name,version,created_ms,updated_ms,definition}. */
+int wm_engine_map_save(wm_engine_t *e, const char *project, const char *key, const char *json, size_t len,
+                       wm_buf_t *out, wm_engine_query_error_t *err);
+int wm_engine_map_json(wm_engine_t *e, const char *project, const char *key, wm_buf_t *out);
+/* {"maps":[...]} ordered by key. */
+int wm_engine_maps_json(wm_engine_t *e, const char *project, wm_buf_t *out);
+int wm_engine_map_delete(wm_engine_t *e, const char *project, const char *key);
+/* Runs the saved map over body {"from","to","compare"?,"utc_offset_min"?,
+ * "timeout_ms"?}: the map answer with "map" and "version" first. Errors as
+ * wm_engine_query, and WM_ENOTFOUND. */
+int wm_engine_map_query(wm_engine_t *e, const char *project, const char *key, const char *body, size_t len,
+                        const wm_engine_query_opts_t *opts, char *id_out, wm_buf_t *out,
+                        wm_engine_query_error_t *err);
+/* The journey report with a "funnel" member: funnels over the journey's
+ * operational events from..to (local dates; utc_off minutes or NULL;
+ * window a duration or NULL: the goal's within, else 30d), overall
+ * ($JourneyEntered -> $JourneyGoal) and per split arm (the move out of the
+ * split -> $JourneyGoal) next to the arm's report figures. WM_ENOTFOUND,
+ * WM_EINVAL (err names the parameter), query errors. */
+int wm_engine_journey_report_funnel(wm_engine_t *e, const char *project, const char *key, const char *from,
+                                    const char *to, const char *utc_off, const char *window, wm_buf_t *out,
+                                    wm_engine_query_error_t *err);
 /* The running queries: [{"id","kind","project","started_ms","elapsed_ms","cancelled"}]. */
 int wm_engine_queries_json(wm_engine_t *e, wm_buf_t *out);
 /* Asks a running query to stop (it answers WM_ECLOSED soon after).

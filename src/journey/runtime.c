@@ -941,7 +941,7 @@ static int timer_clear(wm_jtx_t *t, wm_inst_t *in)
 
 static int op_journey(wm_jtx_t *t, const wm_inst_t *in, const char *event, const char *extra)
 {
-    char props[700];
+    char props[1200];
     const wm_jversion_t *v =
         wm__jreg_version(wm__jreg_snapshot(t->rt->reg), in->project, in->key, in->version);
     const char *node = v && in->node < v->def->n_nodes ? v->def->nodes[in->node].id : "";
@@ -981,8 +981,47 @@ static int finish(wm_jtx_t *t, wm_inst_t *in, const wm_jversion_t *v, const char
     return rc;
 }
 
+/* The arm properties of an op event: "split" (the split node's id, on the
+ * move out of the split only), "arm" and "control" (of the instance's arm
+ * at the journey's first split, the arm its report counts conversions by;
+ * docs/api.md, "Operational events"). Empty when the instance has no arm. */
+static void arm_extra(const wm_journey_def_t *d, const wm_inst_t *in, const wm_jnode_t *split, char *out,
+                      size_t cap)
+{
+    out[0] = 0;
+    if (!in->arm)
+        return;
+    const wm_jnode_t *n = split;
+    for (uint32_t i = 0; !n && i < d->n_nodes; i++)
+        if (d->nodes[i].type == WM_JN_SPLIT)
+            n = &d->nodes[i];
+    if (!n || in->arm - 1u >= n->u.branch.n_arms || !n->u.branch.arms[in->arm - 1u].name)
+        return;
+    const wm_jarm_t *arm = &n->u.branch.arms[in->arm - 1u];
+    wm_buf_t b;
+    wm_buf_init(&b, 0);
+    if (split) {
+        wm_buf_puts(&b, "\"split\":");
+        wm_buf_json_str(&b, split->id, strlen(split->id));
+        wm_buf_putc(&b, ',');
+    }
+    wm_buf_puts(&b, "\"arm\":");
+    wm_buf_json_str(&b, arm->name, strlen(arm->name));
+    wm_buf_puts(&b, arm->control ? ",\"control\":true" : ",\"control\":false");
+    if (!b.err && b.len < cap) {
+        memcpy(out, b.data, b.len);
+        out[b.len] = 0;
+    }
+    wm_buf_release(&b);
+}
+
 static int move_to(wm_jtx_t *t, wm_inst_t *in, uint32_t next)
 {
+    char extra[400] = "";
+    const wm_jversion_t *ver =
+        wm__jreg_version(wm__jreg_snapshot(t->rt->reg), in->project, in->key, in->version);
+    if (ver && in->node < ver->def->n_nodes && ver->def->nodes[in->node].type == WM_JN_SPLIT)
+        arm_extra(ver->def, in, &ver->def->nodes[in->node], extra, sizeof extra);
     int rc = wm__rt_stat_add(t, in->project, in->key, in->version, in->node, STAT_PASSED, 0, 1);
     if (!rc)
         rc = wm__rt_stat_add(t, in->project, in->key, in->version, in->node, STAT_EDGE, next, 1);
@@ -992,7 +1031,7 @@ static int move_to(wm_jtx_t *t, wm_inst_t *in, uint32_t next)
     in->node_since_ms = t->now_ms;
     in->state = ST_RUNNING;
     if (!rc)
-        rc = op_journey(t, in, "$JourneyNodeEntered", NULL);
+        rc = op_journey(t, in, "$JourneyNodeEntered", extra[0] ? extra : NULL);
     return rc;
 }
 
@@ -1422,8 +1461,10 @@ static int on_live_instance(wm_jtx_t *t, uint64_t id, const char *name, const wm
                                          in.arm - 1u, 1);
                     break;
                 }
+        char extra[400];
+        arm_extra(d, &in, NULL, extra, sizeof extra);
         if (!rc)
-            rc = op_journey(t, &in, "$JourneyGoal", NULL);
+            rc = op_journey(t, &in, "$JourneyGoal", extra[0] ? extra : NULL);
         if (rc)
             return rc;
     }

@@ -41,6 +41,17 @@ int wm__route_audience(wm_req_t *r, wm_arena_t *a, const char **seg, int n, cons
 /* /api/v1/query/{kind}, /api/v1/queries, DELETE /api/v1/query/{id} (routes_query.c). */
 int wm__route_query(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const char *project,
                     const char *role);
+/* An engine query's result (routes_query.c): ok_status with b, or the query
+ * error shape {"error":{"code","field","path","message"}} (400 invalid_query,
+ * 404, 408, 409, 413, 503, 500). Releases b. */
+int wm__query_reply(wm_req_t *r, int rc, const wm_engine_query_error_t *qe, const char *id, wm_buf_t *b,
+                    unsigned ok_status);
+/* /api/v1/maps... (routes_maps.c). */
+int wm__route_maps(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const char *project,
+                   const char *role);
+/* GET /api/v1/journeys/{key}/report?funnel=1&from=&to= (routes_maps.c). */
+int wm__route_journey_funnel(wm_req_t *r, wm_arena_t *a, const char *key, const char *project,
+                             const char *role);
 int wm__http_send(wm_req_t *r, unsigned status, const char *content_type, const void *body,
                   size_t len);
 int wm__http_json(wm_req_t *r, unsigned status, const wm_buf_t *b);

@@ -385,6 +385,11 @@ static int handle_journeys(wm_req_t *r, wm_arena_t *a, const char **seg, int n, 
         int rc = wm_engine_journey_save(r->engine, project, seg[3], r->body, r->body_len, &valid, &b);
         return answer(r, rc, &b, 200);
     }
+    if (n == 5 && !strcmp(seg[4], "report") && is_get(r) && qparam(a, r, "funnel") &&
+        strcmp(qparam(a, r, "funnel"), "0") && strcmp(qparam(a, r, "funnel"), "false")) {
+        wm_buf_release(&b);
+        return wm__route_journey_funnel(r, a, seg[3], project, role);
+    }
     if (n == 5 && !strcmp(seg[4], "report") && is_get(r))
         return answer(r, wm_engine_journey_report(r->engine, project, seg[3], &b), &b, 200);
     if (n == 5 && !strcmp(seg[4], "enter") && is_post(r)) {
@@ -630,6 +635,10 @@ static int handle_api(wm_req_t *r, wm_arena_t *a)
     if (!strcmp(seg[2], "query") || !strcmp(seg[2], "queries")) {
         wm_buf_release(&b);
         return wm__route_query(r, a, seg, n, project, role);
+    }
+    if (!strcmp(seg[2], "maps")) {
+        wm_buf_release(&b);
+        return wm__route_maps(r, a, seg, n, project, role);
     }
     if (!strcmp(seg[2], "journeys")) {
         wm_buf_release(&b);

@@ -59,6 +59,7 @@ static int query_error(wm_req_t *r, int rc, const wm_engine_query_error_t *qe, c
     case WM_ECLOSED: status = 409; code = "query_cancelled"; break;
     case WM_EEXISTS: status = 409; code = "query_id_in_use"; break;
     case WM_ECONFLICT: status = 503; code = "too_many_queries"; break;
+    case WM_ENOTFOUND: status = 404; code = "not_found"; break;
     default: status = 500; code = "internal"; break;
     }
     wm_buf_t b;
@@ -77,6 +78,15 @@ static int query_error(wm_req_t *r, int rc, const wm_engine_query_error_t *qe, c
     wm_buf_puts(&b, "}}");
     int out = send_with_id(r, status, "application/json; charset=utf-8", &b, id);
     wm_buf_release(&b);
+    return out;
+}
+
+int wm__query_reply(wm_req_t *r, int rc, const wm_engine_query_error_t *qe, const char *id, wm_buf_t *b,
+                    unsigned ok_status)
+{
+    int out = rc ? query_error(r, rc, qe, id)
+                 : send_with_id(r, ok_status, "application/json; charset=utf-8", b, id);
+    wm_buf_release(b);
     return out;
 }
 

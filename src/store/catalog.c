@@ -69,6 +69,12 @@ static const char *SCHEMA_SQL =
     "CREATE TABLE IF NOT EXISTS audience_versions(kind TEXT NOT NULL, project TEXT NOT NULL,"
     "  key TEXT NOT NULL, version INTEGER NOT NULL, definition TEXT NOT NULL,"
     "  published_ms INTEGER NOT NULL, PRIMARY KEY(kind, project, key, version));"
+    "CREATE TABLE IF NOT EXISTS maps(project TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,"
+    "  definition TEXT NOT NULL, version INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL, PRIMARY KEY(project, key));"
+    "CREATE TABLE IF NOT EXISTS map_versions(project TEXT NOT NULL, key TEXT NOT NULL,"
+    "  version INTEGER NOT NULL, definition TEXT NOT NULL, saved_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(project, key, version));"
     "INSERT OR IGNORE INTO projects(name, token) VALUES('default', NULL);";
 
 static const char *TYPE_NAMES[] = {"none", "number", "bool", "string", "list", "datetime", "date"};
@@ -1124,4 +1130,122 @@ int wm__catalog_aud_list_json(wm_catalog_t *c, const char *kind, const char *pro
     }
     rows_free(&r);
     return 0;
+}
+
+/* ---- saved journey maps ---- */
+
+int wm__catalog_map_put(wm_catalog_t *c, const char *project, const char *key, const char *name,
+                        const char *json, bool create, uint32_t *version)
+{
+    pthread_mutex_lock(&c->mu);
+    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&c->mu);
+        return WM_EIO;
+    }
+    int rc = WM_EIO;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT version FROM maps WHERE project = ? AND key = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        bool exists = step == SQLITE_ROW;
+        uint32_t v = exists ? (uint32_t)sqlite3_column_int(st, 0) + 1 : 1;
+        sqlite3_finalize(st);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            rc = WM_EIO;
+        else if (create && exists)
+            rc = WM_EEXISTS;
+        else if (!create && !exists)
+            rc = WM_ENOTFOUND;
+        else {
+            char vs[16], now[24];
+            snprintf(vs, sizeof vs, "%u", v);
+            snprintf(now, sizeof now, "%lld", (long long)wall_ms());
+            const char *p1[7] = {project, key, name, json, vs, now, now};
+            rc = exec_text(c,
+                           "INSERT INTO maps(project, key, name, definition, version, created_ms, updated_ms) "
+                           "VALUES(?,?,?,?,CAST(? AS INTEGER),CAST(? AS INTEGER),CAST(? AS INTEGER)) "
+                           "ON CONFLICT(project, key) DO UPDATE SET name = excluded.name, "
+                           "definition = excluded.definition, version = excluded.version, "
+                           "updated_ms = excluded.updated_ms",
+                           7, p1);
+            const char *p2[5] = {project, key, vs, json, now};
+            if (!rc)
+                rc = exec_text(c,
+                               "INSERT INTO map_versions(project, key, version, definition, saved_ms) "
+                               "VALUES(?,?,CAST(? AS INTEGER),?,CAST(? AS INTEGER))",
+                               5, p2);
+            if (!rc)
+                *version = v;
+        }
+    }
+    sqlite3_exec(c->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int wm__catalog_map_get(wm_catalog_t *c, const char *project, const char *key, wm__map_row_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *binds[2] = {project, key};
+    rows_t r;
+    int rc = query_rows(c,
+                        "SELECT definition, version, created_ms, updated_ms FROM maps "
+                        "WHERE project = ? AND key = ?",
+                        2, binds, 4, &r);
+    if (rc)
+        return rc;
+    if (!r.n || !r.v[0] || !r.v[1] || !r.v[2] || !r.v[3]) {
+        rows_free(&r);
+        return WM_ENOTFOUND;
+    }
+    out->definition = r.v[0];
+    r.v[0] = NULL;
+    out->version = (uint32_t)strtoul(r.v[1], NULL, 10);
+    out->created_ms = strtoll(r.v[2], NULL, 10);
+    out->updated_ms = strtoll(r.v[3], NULL, 10);
+    rows_free(&r);
+    return 0;
+}
+
+int wm__catalog_maps_json(wm_catalog_t *c, const char *project, wm_buf_t *out)
+{
+    const char *binds[1] = {project};
+    rows_t r;
+    int rc = query_rows(c,
+                        "SELECT key, name, version, created_ms, updated_ms, definition FROM maps "
+                        "WHERE project = ? ORDER BY key",
+                        1, binds, 6, &r);
+    if (rc)
+        return rc;
+    wm_buf_puts(out, "{\"maps\":[");
+    int k = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        char **row = &r.v[i * 6];
+        if (!row[0] || !row[1] || !row[2] || !row[3] || !row[4] || !row[5])
+            continue;
+        wm_buf_puts(out, k++ ? ",{\"key\":" : "{\"key\":");
+        wm_buf_json_str(out, row[0], strlen(row[0]));
+        wm_buf_puts(out, ",\"name\":");
+        wm_buf_json_str(out, row[1], strlen(row[1]));
+        wm_buf_printf(out, ",\"version\":%s,\"created_ms\":%s,\"updated_ms\":%s,\"definition\":%s}", row[2],
+                      row[3], row[4], row[5]);
+    }
+    wm_buf_puts(out, "]}");
+    rows_free(&r);
+    return out->err;
+}
+
+int wm__catalog_map_delete(wm_catalog_t *c, const char *project, const char *key)
+{
+    const char *p[2] = {project, key};
+    pthread_mutex_lock(&c->mu);
+    int rc = exec_text(c, "DELETE FROM maps WHERE project = ? AND key = ?", 2, p);
+    if (!rc && sqlite3_changes(c->db) == 0)
+        rc = WM_ENOTFOUND;
+    if (!rc)
+        rc = exec_text(c, "DELETE FROM map_versions WHERE project = ? AND key = ?", 2, p);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }

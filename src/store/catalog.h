@@ -132,6 +132,23 @@ int wm__catalog_aud_current(wm_catalog_t *c, const char *kind, wm__aud_version_c
  * {key,id,status,version,updated_ms,definition (the draft)}. */
 int wm__catalog_aud_list_json(wm_catalog_t *c, const char *kind, const char *project, wm_buf_t *out);
 
+/* Saved journey maps (docs/api.md, "Journey maps"): the definition as
+ * normalised JSON, its version counting from 1 (every save + 1; every
+ * version kept in map_versions until the map is deleted). create: WM_EEXISTS
+ * when the key is taken; replace: WM_ENOTFOUND when it is not. */
+typedef struct wm__map_row {
+    char *definition;       /* wm_free */
+    uint32_t version;
+    int64_t created_ms, updated_ms;
+} wm__map_row_t;
+
+int wm__catalog_map_put(wm_catalog_t *c, const char *project, const char *key, const char *name,
+                        const char *json, bool create, uint32_t *version);
+int wm__catalog_map_get(wm_catalog_t *c, const char *project, const char *key, wm__map_row_t *out);
+/* {"maps":[{key,name,version,created_ms,updated_ms,definition}]} ordered by key. */
+int wm__catalog_maps_json(wm_catalog_t *c, const char *project, wm_buf_t *out);
+int wm__catalog_map_delete(wm_catalog_t *c, const char *project, const char *key);
+
 /* SHA-256 hex of s (65 bytes with NUL). */
 void wm__sha256_hex(const char *s, size_t n, char hex[65]);
 
