@@ -243,7 +243,7 @@ int wm_identity_open(const wm_identity_opts_t *opts, wm_identity_t **out)
         wm_free(id);
         return map_rc(rc);
     }
-    uint64_t map = opts->map_bytes ? opts->map_bytes : (64ull << 30);
+    uint64_t map = opts->map_bytes ? opts->map_bytes : WM_LMDB_MAP_BYTES;
     unsigned flags = MDB_NOTLS | (opts->nosync ? MDB_NOSYNC | MDB_NOMETASYNC : 0) |
                      (opts->writemap ? MDB_WRITEMAP : 0);
     rc = mdb_env_set_mapsize(id->env, (size_t)map);
