@@ -77,11 +77,13 @@ static int decode_line(wm_arena_t *a, const char *p, size_t n, size_t line, cons
                  rc == WM_ELIMIT ? "nesting too deep" : jerr.msg);
         return WM_EINVAL;
     }
-    rc = wm_record_from_json(a, obj, ctx, r, err);
+    rc = wm_record_from_json_text(a, obj, p, n, ctx, r, err);
     if (rc == WM_ENOMEM)
         return rc;
     if (rc == 0) {
         apply_event_id(obj, r, err);
+        if (r->message_id && r->raw && !wm_json_get(obj, "message_id"))
+            r->raw = NULL; /* event_id became message_id: only the canonical form has it */
         rc = err->code ? WM_EINVAL : 0;
     }
     if (rc)
