@@ -569,12 +569,15 @@ static int parse_identities(wm_arena_t *a, const wm_json_t *v, wm_record_t *r, w
     if (!r->identities)
         return WM_ENOMEM;
     for (const wm_json_t *c = v->u.child; c; c = c->next) {
-        path2(field, sizeof field, "identities", c->key, c->key_len);
+        /* the field path is formatted only for an error (snprintf per
+         * identity cost more than the check) */
         if (!wm_name_valid_n(c->key, c->key_len))
-            return rec_fail(err, WM_REC_ERR_INVALID_NAME, field,
+            return rec_fail(err, WM_REC_ERR_INVALID_NAME,
+                            path2(field, sizeof field, "identities", c->key, c->key_len),
                             "identity name '%.100s' is not a valid name", c->key);
         const char *val;
-        if (check_id(c, field, true, &val, err))
+        if (check_id(c, "", true, &val, NULL) &&
+            check_id(c, path2(field, sizeof field, "identities", c->key, c->key_len), true, &val, err))
             return WM_EINVAL;
         r->identities[r->n_identities].key = c->key;
         r->identities[r->n_identities].value = val;
