@@ -202,7 +202,8 @@ static size_t unescape_u(const unsigned char *s, const unsigned char *q, char **
 }
 
 /* Second pass for strings with escapes: s..q is the raw body (already
- * validated as UTF-8), dst has room for q - s + 1 bytes (escapes never grow). */
+ * validated as UTF-8), unescaped in place into dst == s (escapes never grow,
+ * so the write position never passes the read position). */
 static int unescape(parser_t *ps, const unsigned char *s, const unsigned char *q, char *dst,
                     uint32_t *len_out)
 {
@@ -210,7 +211,7 @@ static int unescape(parser_t *ps, const unsigned char *s, const unsigned char *q
     while (s < q) {
         const unsigned char *bs = memchr(s, '\\', (size_t)(q - s));
         size_t run = bs ? (size_t)(bs - s) : (size_t)(q - s);
-        memcpy(d, s, run);
+        memmove(d, s, run);
         d += run;
         s += run;
         if (!bs)
@@ -242,30 +243,28 @@ static int unescape(parser_t *ps, const unsigned char *s, const unsigned char *q
     return 0;
 }
 
-/* Parses a string at ps->p (which points at the opening quote). */
+/* Parses a string at ps->p (which points at the opening quote). The text is
+ * the parser's own copy (wm_json_parse): the string stays where it is, its
+ * closing quote becomes the NUL, and escapes are undone in place. */
 static int parse_string(parser_t *ps, const char **out, uint32_t *len_out)
 {
-    const unsigned char *p = (const unsigned char *)ps->p + 1;
+    unsigned char *p = (unsigned char *)ps->p + 1;
     int has_escape = 0;
-    const unsigned char *q = scan_string(ps, p, &has_escape);
+    unsigned char *q = (unsigned char *)scan_string(ps, p, &has_escape);
     if (!q)
         return WM_EPARSE;
     size_t raw = (size_t)(q - p);
     if (raw > UINT32_MAX - 1)
         return fail(ps, ps->p, "string too long");
-    char *dst = wm_arena_alloc(ps->a, raw + 1);
-    if (!dst)
-        return WM_ENOMEM;
     if (has_escape) {
-        int rc = unescape(ps, p, q, dst, len_out);
+        int rc = unescape(ps, p, q, (char *)p, len_out);
         if (rc)
             return rc;
     } else {
-        memcpy(dst, p, raw);
-        dst[raw] = '\0';
+        *q = '\0';
         *len_out = (uint32_t)raw;
     }
-    *out = dst;
+    *out = (const char *)p;
     ps->p = (const char *)q + 1;
     return 0;
 }
@@ -516,14 +515,24 @@ static int parse_value(parser_t *ps, wm_json_t **out)
     }
 }
 
+/* The text is copied into the arena once and parsed in place: one memcpy per
+ * document instead of an allocation and a copy per string, and the tree
+ * (number literals included) points only into the arena. */
 int wm_json_parse(wm_arena_t *a, const char *text, size_t len, wm_json_t **out,
                   wm_json_error_t *err)
 {
-    parser_t ps = {.a = a, .p = text, .end = text + len, .start = text, .err = err};
     if (err) {
         err->offset = 0;
         err->msg[0] = '\0';
     }
+    if (len > SIZE_MAX - 1)
+        return WM_ELIMIT;
+    char *copy = wm_arena_alloc(a, len + 1);
+    if (!copy)
+        return WM_ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    parser_t ps = {.a = a, .p = copy, .end = copy + len, .start = copy, .err = err};
     skip_ws(&ps);
     wm_json_t *v;
     int rc = parse_value(&ps, &v);
