@@ -128,12 +128,36 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
  * we need: the byte loop then finds which one it was. */
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
-static inline int word_is_special(uint64_t w)
+static inline uint64_t word_special_mask(uint64_t w)
 {
     uint64_t quote = w ^ (ONES * '"');
     uint64_t bslash = w ^ (ONES * '\\');
     uint64_t t = ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) | ((bslash - ONES) & ~bslash);
-    return ((t | w) & HIGHS) != 0;
+    return (t | w) & HIGHS;
+}
+
+/* Bytes before the first special byte of a word loaded little-endian: the
+ * lowest flagged byte of the mask is always a real one (a borrow only ever
+ * flags bytes above a real hit), so the ordinary bytes before it are skipped
+ * at once instead of one per loop. */
+static inline unsigned word_plain_prefix(uint64_t mask)
+{
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (unsigned)__builtin_ctzll(mask) >> 3;
+#else
+    (void)mask;
+    return 0;
+#endif
+}
+
+/* A run of 3-byte UTF-8 sequences that cannot be overlong or surrogates
+ * (lead byte E1..EC): the CJK text of Chinese property values. */
+static inline const unsigned char *skip_cjk(const unsigned char *q, const unsigned char *end)
+{
+    while (end - q >= 3 && q[0] >= 0xE1 && q[0] <= 0xEC && (q[1] & 0xC0) == 0x80 &&
+           (q[2] & 0xC0) == 0x80)
+        q += 3;
+    return q;
 }
 
 /* Finds the closing quote of the string whose body starts at p, validating
@@ -148,8 +172,11 @@ static const unsigned char *scan_string(parser_t *ps, const unsigned char *p, in
         while (end - q >= 8) {
             uint64_t w;
             memcpy(&w, q, 8);
-            if (word_is_special(w))
+            uint64_t m = word_special_mask(w);
+            if (m) {
+                q += word_plain_prefix(m);
                 break;
+            }
             q += 8;
         }
         if (q >= end)
@@ -171,7 +198,7 @@ static const unsigned char *scan_string(parser_t *ps, const unsigned char *p, in
                 fail(ps, (const char *)q, "invalid UTF-8 in string");
                 return NULL;
             }
-            q += n;
+            q = skip_cjk(q + n, end);
         } else {
             q++;
         }
