@@ -14,6 +14,9 @@
 
 #include "waymark/error.h"
 #include "waymark/limits.h"
+#ifdef WM_WITH_SIMDJSON
+#include "core/json_simdjson.h"
+#endif
 
 int wm__ingest_records(wm_arena_t *a, const wm_json_t *root, const wm_rec_ctx_t *ctx,
                        wm_batch_t *out, char *errmsg, size_t errmsg_len);
@@ -66,7 +69,11 @@ static int decode_line(wm_arena_t *a, const char *p, size_t n, size_t line, cons
 {
     wm_json_t *obj;
     wm_json_error_t jerr;
+#ifdef WM_WITH_SIMDJSON
+    int rc = wm__json_parse_simdjson(a, p, n, &obj, &jerr);
+#else
     int rc = wm_json_parse(a, p, n, &obj, &jerr);
+#endif
     if (rc == WM_ENOMEM)
         return rc;
     if (rc) {
