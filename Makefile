@@ -21,6 +21,13 @@ LIB_SRC   := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
 CLI_SRC   := $(shell find src/cli -name '*.c' | sort)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+# `make SIMDJSON=1`: NDJSON lines parsed by simdjson (src/core/json_simdjson.cpp),
+# the build the import measurement of docs/decisions.md compared; off by default.
+ifeq ($(SIMDJSON),1)
+  CFLAGS  += -DWM_WITH_SIMDJSON
+  LIB_OBJ += $(BUILD)/src/core/json_simdjson.o
+  LDLIBS  += -lsimdjson -lstdc++
+endif
 LIB       := $(BUILD)/libwaymark.a
 BIN       := $(BUILD)/waymark
 
@@ -65,6 +72,10 @@ $(BUILD)/bench/json_bakeoff: $(BUILD)/bench/json_simdjson_shim.o
 $(BUILD)/bench/json_simdjson_shim.o: bench/json_simdjson_shim.cpp
 	@mkdir -p $(dir $@)
 	g++ -std=c++17 -O2 -g -Wall -Wextra -c $< -o $@
+
+$(BUILD)/src/core/json_simdjson.o: src/core/json_simdjson.cpp src/core/json_simdjson.h
+	@mkdir -p $(dir $@)
+	g++ -std=c++17 $(OPT) -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -c $< -o $@
 
 bootstrap:
 	@scripts/bootstrap

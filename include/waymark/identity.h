@@ -41,7 +41,7 @@ typedef struct wm_id_result {
 
 typedef struct wm_identity_opts {
     const char *dir;            /* DIR/identity is created */
-    uint64_t map_bytes;         /* LMDB map size; 0 -> 64 GiB (sparse) */
+    uint64_t map_bytes;         /* LMDB map size; 0 -> WM_LMDB_MAP_BYTES (sparse) */
     bool nosync;                /* caller calls wm_identity_sync at its durability point */
     bool writemap;              /* MDB_WRITEMAP: ~1.6x faster inserts (bench/identity_resolve);
                                    the file becomes a sparse map_bytes file and a stray write

@@ -46,11 +46,10 @@ struct wm_json {
     } u;
     union {
         int64_t i64;        /* NUMBER with is_int */
-        const char *lit;    /* NUMBER without is_int, when parsed: the literal in the
-                             * input text (len bytes), so the writer can copy it
-                             * instead of re-formatting the double. Points into the
-                             * text given to wm_json_parse: a tree that is written
-                             * must not outlive that text. NULL for built nodes. */
+        const char *lit;    /* NUMBER without is_int, when parsed: the literal (len
+                             * bytes, in the parse's copy of the text in the arena),
+                             * so the writer can copy it instead of re-formatting
+                             * the double. NULL for built nodes. */
     };
 };
 
@@ -62,7 +61,9 @@ typedef struct wm_json_error {
 /*
  * Parses exactly one JSON value from text[0..len) (surrounding whitespace
  * allowed). Returns 0 and *out, or WM_EPARSE (err filled), WM_ELIMIT (nesting
- * deeper than WM_JSON_DEPTH_MAX) or WM_ENOMEM. Never reads past len.
+ * deeper than WM_JSON_DEPTH_MAX) or WM_ENOMEM. Never reads past len and never
+ * writes to text: the parse works on a copy in the arena (len + 1 bytes),
+ * which the tree's strings point into, so text may be freed afterwards.
  */
 int wm_json_parse(wm_arena_t *a, const char *text, size_t len, wm_json_t **out,
                   wm_json_error_t *err);

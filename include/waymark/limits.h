@@ -30,6 +30,13 @@
 #define WM_LOG_FRAME_MAX (WM_RECORD_BYTES_MAX + 4096)
 /* A log file rolls at this size: bounds recovery scan time. */
 #define WM_LOG_SEGMENT_BYTES (64u << 20)
+/* LMDB map of a partition's state and of the identity index: address space
+ * only (the files stay sparse), so large. A build knob because valgrind's
+ * address space holds fewer than three 64 GiB maps (instruction counts of an
+ * import: -DWM_LMDB_MAP_BYTES='(4ull << 30)'). */
+#ifndef WM_LMDB_MAP_BYTES
+#define WM_LMDB_MAP_BYTES (64ull << 30)
+#endif
 /* Partitions: one writer thread each. */
 #define WM_PARTITIONS_MAX 64
 /* Pending records queued to one partition writer before 503 Retry-After. */

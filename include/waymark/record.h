@@ -75,7 +75,15 @@ typedef struct wm_record {
     const wm_json_t *lib;         /* OBJECT or NULL */
     const wm_json_t *src;         /* the JSON object the record was decoded from (set even
                                    * when validation fails), for dead letters; may be NULL */
+    const char *raw;            /* the input object's text ('{' .. '}') when the stored form
+                                 * may keep it verbatim (wm_record_from_json_text), else NULL;
+                                 * points into the caller's text, which must outlive the record */
+    uint32_t raw_len;
+    uint8_t raw_adds;           /* WM_RAW_ADD_*: members the stored form adds to `raw` */
 } wm_record_t;
+
+#define WM_RAW_ADD_PROJECT 0x01     /* the input names no project: the resolved one is added */
+#define WM_RAW_ADD_TIME 0x02        /* the input has no time: receive_time is the time */
 
 /*
  * Record error codes: stable, machine-readable strings (compare with strcmp
@@ -144,6 +152,24 @@ int wm_record_from_json(wm_arena_t *a, const wm_json_t *obj, const wm_rec_ctx_t 
                         wm_record_t *out, wm_rec_error_t *err);
 
 /*
+ * wm_record_from_json for an object parsed from text[0..len) (the whole
+ * text, surrounding whitespace allowed). When reading the input back in
+ * stored mode gives the same record with the same members as the canonical
+ * form, out->raw is set and the stored form is that text plus the server's
+ * members (see wm_record_to_json), so bulk ingest does not serialise every
+ * record again. That is the case when: the text holds no backslash (keys and
+ * values on the wire are what a raw scan of the stored text finds); every
+ * top-level member is one the validator reads, once; none is `token`,
+ * `receive_time` or `ip`; nothing was lifted out of properties; `time`, when
+ * present, is the integer ms the record has; `project`, when present, is a
+ * non-empty string; and no member is one the canonical form would drop (null
+ * ids, an empty identities object, a zero flush_time, false time_free, an
+ * event of a profile record...). `text` must outlive the record.
+ */
+int wm_record_from_json_text(wm_arena_t *a, const wm_json_t *obj, const char *text, size_t len,
+                             const wm_rec_ctx_t *ctx, wm_record_t *out, wm_rec_error_t *err);
+
+/*
  * Appends the canonical stored form of a validated record to `out`: one
  * compact Sensors-format JSON object with members in this order (optional
  * ones only when set):
@@ -154,6 +180,12 @@ int wm_record_from_json(wm_arena_t *a, const wm_json_t *obj, const wm_rec_ctx_t 
  *   "token"?, "track_id"?, "flush_time"? (only when non-zero),
  *   "receive_time", "ip"?, "message_id"?, "lib"?, "properties" (always;
  *   $time/$project/$token already lifted out).
+ *
+ * A record with `raw` (wm_record_from_json_text) is written as its verbatim
+ * form instead: "{", then "project" (when WM_RAW_ADD_PROJECT), "time" (when
+ * WM_RAW_ADD_TIME), "receive_time", "token"?, "ip"?, then the input's members
+ * as they were sent (member order, whitespace, number spelling and the wire
+ * names _track_id / _flush_time kept). Both forms read back the same.
  *
  * wm_record_from_json(parse(out), ctx with .stored = true) yields a record
  * for which wm_record_equal() is true. Errors are reported through the

@@ -36,7 +36,32 @@ static wm_arena_chunk_t *chunk_new(size_t size, wm_arena_chunk_t *prev)
     return c;
 }
 
-void *wm_arena_alloc(wm_arena_t *a, size_t n)
+/* The head chunk's `used` is a->next while the fast path runs; these two
+ * move it between the chunk and the arena. */
+static void head_sync(wm_arena_t *a)
+{
+    if (a->head)
+        a->head->used = (size_t)(a->next - a->head->mem);
+}
+
+static void head_load(wm_arena_t *a)
+{
+    wm_arena_chunk_t *c = a->head;
+    a->next = c ? c->mem + c->used : NULL;
+    a->end = c ? c->mem + c->size : NULL;
+}
+
+static void *alloc_slow(wm_arena_t *a, size_t n);
+
+void *wm__arena_alloc_slow(wm_arena_t *a, size_t n)
+{
+    head_sync(a);
+    void *p = alloc_slow(a, n);
+    head_load(a);
+    return p;
+}
+
+static void *alloc_slow(wm_arena_t *a, size_t n)
 {
     if (n > SIZE_MAX - 7)
         return NULL; /* rounding up would wrap to a tiny allocation */
@@ -96,6 +121,7 @@ void wm_arena_reset(wm_arena_t *a)
     }
     a->head = keep;
     a->used_bytes = 0;
+    head_load(a);
 }
 
 void wm_arena_release(wm_arena_t *a)
@@ -108,4 +134,5 @@ void wm_arena_release(wm_arena_t *a)
     }
     a->head = NULL;
     a->used_bytes = 0;
+    head_load(a);
 }

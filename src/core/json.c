@@ -128,12 +128,36 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
  * we need: the byte loop then finds which one it was. */
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
-static inline int word_is_special(uint64_t w)
+static inline uint64_t word_special_mask(uint64_t w)
 {
     uint64_t quote = w ^ (ONES * '"');
     uint64_t bslash = w ^ (ONES * '\\');
     uint64_t t = ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) | ((bslash - ONES) & ~bslash);
-    return ((t | w) & HIGHS) != 0;
+    return (t | w) & HIGHS;
+}
+
+/* Bytes before the first special byte of a word loaded little-endian: the
+ * lowest flagged byte of the mask is always a real one (a borrow only ever
+ * flags bytes above a real hit), so the ordinary bytes before it are skipped
+ * at once instead of one per loop. */
+static inline unsigned word_plain_prefix(uint64_t mask)
+{
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (unsigned)__builtin_ctzll(mask) >> 3;
+#else
+    (void)mask;
+    return 0;
+#endif
+}
+
+/* A run of 3-byte UTF-8 sequences that cannot be overlong or surrogates
+ * (lead byte E1..EC): the CJK text of Chinese property values. */
+static inline const unsigned char *skip_cjk(const unsigned char *q, const unsigned char *end)
+{
+    while (end - q >= 3 && q[0] >= 0xE1 && q[0] <= 0xEC && (q[1] & 0xC0) == 0x80 &&
+           (q[2] & 0xC0) == 0x80)
+        q += 3;
+    return q;
 }
 
 /* Finds the closing quote of the string whose body starts at p, validating
@@ -148,8 +172,11 @@ static const unsigned char *scan_string(parser_t *ps, const unsigned char *p, in
         while (end - q >= 8) {
             uint64_t w;
             memcpy(&w, q, 8);
-            if (word_is_special(w))
+            uint64_t m = word_special_mask(w);
+            if (m) {
+                q += word_plain_prefix(m);
                 break;
+            }
             q += 8;
         }
         if (q >= end)
@@ -171,7 +198,7 @@ static const unsigned char *scan_string(parser_t *ps, const unsigned char *p, in
                 fail(ps, (const char *)q, "invalid UTF-8 in string");
                 return NULL;
             }
-            q += n;
+            q = skip_cjk(q + n, end);
         } else {
             q++;
         }
@@ -202,7 +229,8 @@ static size_t unescape_u(const unsigned char *s, const unsigned char *q, char **
 }
 
 /* Second pass for strings with escapes: s..q is the raw body (already
- * validated as UTF-8), dst has room for q - s + 1 bytes (escapes never grow). */
+ * validated as UTF-8), unescaped in place into dst == s (escapes never grow,
+ * so the write position never passes the read position). */
 static int unescape(parser_t *ps, const unsigned char *s, const unsigned char *q, char *dst,
                     uint32_t *len_out)
 {
@@ -210,7 +238,7 @@ static int unescape(parser_t *ps, const unsigned char *s, const unsigned char *q
     while (s < q) {
         const unsigned char *bs = memchr(s, '\\', (size_t)(q - s));
         size_t run = bs ? (size_t)(bs - s) : (size_t)(q - s);
-        memcpy(d, s, run);
+        memmove(d, s, run);
         d += run;
         s += run;
         if (!bs)
@@ -242,30 +270,28 @@ static int unescape(parser_t *ps, const unsigned char *s, const unsigned char *q
     return 0;
 }
 
-/* Parses a string at ps->p (which points at the opening quote). */
+/* Parses a string at ps->p (which points at the opening quote). The text is
+ * the parser's own copy (wm_json_parse): the string stays where it is, its
+ * closing quote becomes the NUL, and escapes are undone in place. */
 static int parse_string(parser_t *ps, const char **out, uint32_t *len_out)
 {
-    const unsigned char *p = (const unsigned char *)ps->p + 1;
+    unsigned char *p = (unsigned char *)ps->p + 1;
     int has_escape = 0;
-    const unsigned char *q = scan_string(ps, p, &has_escape);
+    unsigned char *q = (unsigned char *)scan_string(ps, p, &has_escape);
     if (!q)
         return WM_EPARSE;
     size_t raw = (size_t)(q - p);
     if (raw > UINT32_MAX - 1)
         return fail(ps, ps->p, "string too long");
-    char *dst = wm_arena_alloc(ps->a, raw + 1);
-    if (!dst)
-        return WM_ENOMEM;
     if (has_escape) {
-        int rc = unescape(ps, p, q, dst, len_out);
+        int rc = unescape(ps, p, q, (char *)p, len_out);
         if (rc)
             return rc;
     } else {
-        memcpy(dst, p, raw);
-        dst[raw] = '\0';
+        *q = '\0';
         *len_out = (uint32_t)raw;
     }
-    *out = dst;
+    *out = (const char *)p;
     ps->p = (const char *)q + 1;
     return 0;
 }
@@ -516,14 +542,24 @@ static int parse_value(parser_t *ps, wm_json_t **out)
     }
 }
 
+/* The text is copied into the arena once and parsed in place: one memcpy per
+ * document instead of an allocation and a copy per string, and the tree
+ * (number literals included) points only into the arena. */
 int wm_json_parse(wm_arena_t *a, const char *text, size_t len, wm_json_t **out,
                   wm_json_error_t *err)
 {
-    parser_t ps = {.a = a, .p = text, .end = text + len, .start = text, .err = err};
     if (err) {
         err->offset = 0;
         err->msg[0] = '\0';
     }
+    if (len > SIZE_MAX - 1)
+        return WM_ELIMIT;
+    char *copy = wm_arena_alloc(a, len + 1);
+    if (!copy)
+        return WM_ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    parser_t ps = {.a = a, .p = copy, .end = copy + len, .start = copy, .err = err};
     skip_ws(&ps);
     wm_json_t *v;
     int rc = parse_value(&ps, &v);

@@ -175,7 +175,7 @@ int wm__part_open(wm_engine_t *e, uint32_t index, const char *dir, const wm_log_
         goto fail;
     }
     if ((rc = mdb_env_create(&p->env)) || (rc = mdb_env_set_maxdbs(p->env, 32)) ||
-        (rc = mdb_env_set_mapsize(p->env, (size_t)64 << 30)) ||
+        (rc = mdb_env_set_mapsize(p->env, (size_t)WM_LMDB_MAP_BYTES)) ||
         (rc = mdb_env_open(p->env, path, MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS, 0644))) {
         rc = mdb_err(rc, "open state", index);
         goto fail;

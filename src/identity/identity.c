@@ -243,7 +243,7 @@ int wm_identity_open(const wm_identity_opts_t *opts, wm_identity_t **out)
         wm_free(id);
         return map_rc(rc);
     }
-    uint64_t map = opts->map_bytes ? opts->map_bytes : (64ull << 30);
+    uint64_t map = opts->map_bytes ? opts->map_bytes : WM_LMDB_MAP_BYTES;
     unsigned flags = MDB_NOTLS | (opts->nosync ? MDB_NOSYNC | MDB_NOMETASYNC : 0) |
                      (opts->writemap ? MDB_WRITEMAP : 0);
     rc = mdb_env_set_mapsize(id->env, (size_t)map);
@@ -591,10 +591,11 @@ static int add_id(rrec_t *r, const char *key, const char *val, const char *field
     /* the field is only formatted for an error: no copy on the hot path.
      * field NULL = an identities map entry, named after its key */
     char f[160] = "";
-    if (field)
+    bool fails = vlen == 0 || vlen > WM_ID_LEN_MAX || r->n == IDS_MAX ||
+                 (!strcmp(key, WM_ID_KEY_LOGIN) && r->login >= 0);
+    if (fails && field)
         snprintf(f, sizeof f, "%s", field);
-    else if (vlen == 0 || vlen > WM_ID_LEN_MAX || r->n == IDS_MAX ||
-             (!strcmp(key, WM_ID_KEY_LOGIN) && r->login >= 0))
+    else if (fails)
         snprintf(f, sizeof f, "identities.%s", key);
     if (vlen == 0 || vlen > WM_ID_LEN_MAX) {
         reject(err, "invalid_identity", f, "identity value must be 1..255 bytes");

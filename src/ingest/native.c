@@ -14,6 +14,9 @@
 
 #include "waymark/error.h"
 #include "waymark/limits.h"
+#ifdef WM_WITH_SIMDJSON
+#include "core/json_simdjson.h"
+#endif
 
 int wm__ingest_records(wm_arena_t *a, const wm_json_t *root, const wm_rec_ctx_t *ctx,
                        wm_batch_t *out, char *errmsg, size_t errmsg_len);
@@ -66,7 +69,11 @@ static int decode_line(wm_arena_t *a, const char *p, size_t n, size_t line, cons
 {
     wm_json_t *obj;
     wm_json_error_t jerr;
+#ifdef WM_WITH_SIMDJSON
+    int rc = wm__json_parse_simdjson(a, p, n, &obj, &jerr);
+#else
     int rc = wm_json_parse(a, p, n, &obj, &jerr);
+#endif
     if (rc == WM_ENOMEM)
         return rc;
     if (rc) {
@@ -77,11 +84,13 @@ static int decode_line(wm_arena_t *a, const char *p, size_t n, size_t line, cons
                  rc == WM_ELIMIT ? "nesting too deep" : jerr.msg);
         return WM_EINVAL;
     }
-    rc = wm_record_from_json(a, obj, ctx, r, err);
+    rc = wm_record_from_json_text(a, obj, p, n, ctx, r, err);
     if (rc == WM_ENOMEM)
         return rc;
     if (rc == 0) {
         apply_event_id(obj, r, err);
+        if (r->message_id && r->raw && !wm_json_get(obj, "message_id"))
+            r->raw = NULL; /* event_id became message_id: only the canonical form has it */
         rc = err->code ? WM_EINVAL : 0;
     }
     if (rc)

@@ -286,6 +286,23 @@ typedef struct fields {
     const wm_json_t *receive_time, *ip, *message_id;
 } fields_t;
 
+/* Members collect_fields kept: equal to the object's length only when every
+ * member is one it reads, once (a duplicate, or _track_id next to track_id,
+ * keeps one; an unknown member none). */
+static uint32_t fields_kept(const fields_t *f)
+{
+    const wm_json_t *const all[] = {
+        f->type, f->event, f->distinct_id, f->original_id, f->login_id, f->anonymous_id,
+        f->project, f->token, f->time, f->time_free, f->track_id, f->flush_time,
+        f->properties, f->lib, f->identities, f->item_type, f->item_id,
+        f->receive_time, f->ip, f->message_id,
+    };
+    uint32_t n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        n += all[i] != NULL;
+    return n;
+}
+
 #define KEY_IS(c, lit) ((c)->key_len == sizeof(lit) - 1 && memcmp((c)->key, lit, sizeof(lit) - 1) == 0)
 
 static void collect_fields(const wm_json_t *obj, fields_t *f)
@@ -552,12 +569,15 @@ static int parse_identities(wm_arena_t *a, const wm_json_t *v, wm_record_t *r, w
     if (!r->identities)
         return WM_ENOMEM;
     for (const wm_json_t *c = v->u.child; c; c = c->next) {
-        path2(field, sizeof field, "identities", c->key, c->key_len);
+        /* the field path is formatted only for an error (snprintf per
+         * identity cost more than the check) */
         if (!wm_name_valid_n(c->key, c->key_len))
-            return rec_fail(err, WM_REC_ERR_INVALID_NAME, field,
+            return rec_fail(err, WM_REC_ERR_INVALID_NAME,
+                            path2(field, sizeof field, "identities", c->key, c->key_len),
                             "identity name '%.100s' is not a valid name", c->key);
         const char *val;
-        if (check_id(c, field, true, &val, err))
+        if (check_id(c, "", true, &val, NULL) &&
+            check_id(c, path2(field, sizeof field, "identities", c->key, c->key_len), true, &val, err))
             return WM_EINVAL;
         r->identities[r->n_identities].key = c->key;
         r->identities[r->n_identities].value = val;
@@ -806,8 +826,49 @@ static void resolve_login(const props_scan_t *ps, wm_record_t *r)
                      (lid && strcmp(lid, r->distinct_id) == 0);
 }
 
-static int from_json(wm_arena_t *a, const wm_json_t *obj, const wm_rec_ctx_t *ctx,
-                     wm_record_t *r, wm_rec_error_t *err)
+/* "Present" and "the canonical form writes it" must agree for a member. */
+#define SAME(member, written) (((member) != NULL) == ((written) != 0))
+
+static bool verbatim_members(const fields_t *f, const props_scan_t *ps, const wm_record_t *r)
+{
+    bool event_type = r->type <= WM_REC_TRACK_ID_UNBIND;
+    bool item = r->type == WM_REC_ITEM_SET || r->type == WM_REC_ITEM_DELETE;
+    return !ps->lifted && !f->token && !f->receive_time && !f->ip &&
+           /* a default event name ($SignUp for none) is written by the canonical form */
+           (event_type ? f->event && f->event->type == WM_JSON_STRING && r->event == f->event->u.str
+                       : !f->event) &&
+           (item ? !f->distinct_id : f->distinct_id && r->distinct_id == f->distinct_id->u.str) &&
+           SAME(f->original_id, r->original_id) && SAME(f->login_id, r->login_id) &&
+           SAME(f->anonymous_id, r->anonymous_id) && SAME(f->identities, r->n_identities) &&
+           SAME(f->item_type, r->item_type) && SAME(f->item_id, r->item_id) &&
+           (!f->time || (f->time->type == WM_JSON_NUMBER && f->time->is_int &&
+                         f->time->i64 == r->time_ms)) &&
+           (!f->time_free || r->time_free) &&
+           (!f->project || (f->project->type == WM_JSON_STRING && r->project == f->project->u.str)) &&
+           SAME(f->track_id, r->has_track_id) && SAME(f->flush_time, r->flush_time_ms) &&
+           SAME(f->message_id, r->message_id) && SAME(f->lib, r->lib) &&
+           f->properties && r->properties == f->properties;
+}
+
+/* Sets r->raw when the text may be the stored form (wm_record_from_json_text). */
+static void verbatim_check(const wm_json_t *obj, const fields_t *f, const props_scan_t *ps,
+                           const char *text, size_t len, wm_record_t *r)
+{
+    const char *s = text, *e = text + len;
+    while (s < e && *s != '{')
+        s++;
+    while (e > s && e[-1] != '}')
+        e--;
+    if (e - s < 2 || (size_t)(e - s) > WM_RECORD_BYTES_MAX || memchr(s, '\\', (size_t)(e - s)) ||
+        fields_kept(f) != obj->len || !verbatim_members(f, ps, r))
+        return;
+    r->raw = s;
+    r->raw_len = (uint32_t)(e - s);
+    r->raw_adds = (uint8_t)((f->project ? 0 : WM_RAW_ADD_PROJECT) | (f->time ? 0 : WM_RAW_ADD_TIME));
+}
+
+static int from_json(wm_arena_t *a, const wm_json_t *obj, const char *text, size_t len,
+                     const wm_rec_ctx_t *ctx, wm_record_t *r, wm_rec_error_t *err)
 {
     fields_t f;
     props_scan_t ps;
@@ -835,19 +896,27 @@ static int from_json(wm_arena_t *a, const wm_json_t *obj, const wm_rec_ctx_t *ct
         (rc = parse_identities(a, f.identities, r, err)) || (rc = parse_users(a, &f, r, err)))
         return rc;
     resolve_login(&ps, r);
+    if (text)
+        verbatim_check(obj, &f, &ps, text, len, r);
     return 0;
 }
 
-int wm_record_from_json(wm_arena_t *a, const wm_json_t *obj, const wm_rec_ctx_t *ctx,
-                        wm_record_t *out, wm_rec_error_t *err)
+int wm_record_from_json_text(wm_arena_t *a, const wm_json_t *obj, const char *text, size_t len,
+                             const wm_rec_ctx_t *ctx, wm_record_t *out, wm_rec_error_t *err)
 {
     static const wm_rec_ctx_t no_ctx;
     memset(out, 0, sizeof *out);
     if (err)
         err->code = NULL;
-    int rc = from_json(a, obj, ctx ? ctx : &no_ctx, out, err);
+    int rc = from_json(a, obj, text, len, ctx ? ctx : &no_ctx, out, err);
     out->src = obj; /* kept even on failure: dead letters store the original */
     return rc;
+}
+
+int wm_record_from_json(wm_arena_t *a, const wm_json_t *obj, const wm_rec_ctx_t *ctx,
+                        wm_record_t *out, wm_rec_error_t *err)
+{
+    return wm_record_from_json_text(a, obj, NULL, 0, ctx, out, err);
 }
 
 /* ---- stored form ---- */
@@ -874,8 +943,34 @@ static void put_int(wm_buf_t *b, const char *k, int64_t v)
     wm_buf_put_i64(b, v);
 }
 
+/* The verbatim form: server members first, then the input's members. */
+static void to_json_verbatim(const wm_record_t *r, wm_buf_t *b)
+{
+    wm_buf_putc(b, '{');
+    if (r->raw_adds & WM_RAW_ADD_PROJECT) {
+        wm_buf_append(b, "\"project\":", 10);
+        wm_buf_json_str(b, r->project, strlen(r->project));
+        wm_buf_putc(b, ',');
+    }
+    if (r->raw_adds & WM_RAW_ADD_TIME) {
+        wm_buf_append(b, "\"time\":", 7);
+        wm_buf_put_i64(b, r->time_ms);
+        wm_buf_putc(b, ',');
+    }
+    wm_buf_append(b, "\"receive_time\":", 15);
+    wm_buf_put_i64(b, r->receive_time_ms);
+    put_str(b, "token", r->token);
+    put_str(b, "ip", r->ip);
+    wm_buf_putc(b, ',');
+    wm_buf_append(b, r->raw + 1, r->raw_len - 1);
+}
+
 void wm_record_to_json(const wm_record_t *r, wm_buf_t *b)
 {
+    if (r->raw) {
+        to_json_verbatim(r, b);
+        return;
+    }
     wm_buf_append(b, "{\"type\":", 8);
     wm_buf_json_str(b, wm_rec_type_name(r->type), strlen(wm_rec_type_name(r->type)));
     put_str(b, "event", r->event);
