@@ -137,11 +137,44 @@ int q_sort_i64(int64_t *v, uint32_t n)
     return 0;
 }
 
+/* The k-th smallest of v (reordered): quickselect, median-of-three pivot. */
+static int64_t select_k(int64_t *v, uint32_t n, uint32_t k)
+{
+    uint32_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int64_t a = v[lo], b = v[mid], c = v[hi];
+        int64_t piv = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        uint32_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < piv)
+                i++;
+            while (v[j] > piv)
+                j--;
+            if (i <= j) {
+                int64_t t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return v[k];
+    }
+    return v[k];
+}
+
 int64_t q_quantile(int64_t *v, uint32_t n, double qq, bool sorted)
 {
-    if (!sorted)
-        q_sort_i64(v, n);
-    return v[(uint32_t)floor(qq * (double)(n - 1))];
+    uint32_t k = (uint32_t)floor(qq * (double)(n - 1));
+    return sorted ? v[k] : select_k(v, n, k);
 }
 
 int64_t q_day(const query_t *q, int64_t t)

@@ -235,7 +235,11 @@ def test_journey_report_funnel():
                   "every conversion counted", (report()[1].get("goal_reached"), len(conv)))
             entered = {a: sum(1 for u in users if arm[u] == a) for a in ("A", "ctl")}
             converted = {a: sum(1 for u in conv if arm[u] == a) for a in ("A", "ctl")}
-            evs = srv.events(conv[0], limit=200)[1].get("events", [])
+            # the goal's operational event reaches the log after the report's counter
+            def evs_of(u):
+                return srv.events(u, limit=200)[1].get("events", [])
+            srv.wait_for(lambda: any(e["event"] == "$JourneyGoal" for e in evs_of(conv[0])), timeout=30)
+            evs = evs_of(conv[0])
             goal = [e for e in evs if e["event"] == "$JourneyGoal"]
             moved = [e for e in evs if e["event"] == "$JourneyNodeEntered" and e["properties"].get("split") == "ab"]
             check(len(goal) == 1 and goal[0]["properties"].get("arm") == arm[conv[0]] and

@@ -370,9 +370,33 @@ static void test_cancel_and_memory(void **state)
     assert_int_equal(run(f, "export", "{}", &err), 0);
 }
 
+/* the quantile rule x[floor(q(n-1))] by selection equals it on the sorted values */
+int64_t q_quantile(int64_t *v, uint32_t n, double qq, bool sorted);
+int q_sort_i64(int64_t *v, uint32_t n);
+
+static void test_quantile_select(void **state)
+{
+    (void)state;
+    srand(3);
+    for (int t = 0; t < 3000; t++) {
+        uint32_t n = 1 + (uint32_t)(rand() % 300);
+        int64_t a[300], sorted[300], c[300];
+        int mod = 1 + rand() % 50;   /* many equal values */
+        for (uint32_t i = 0; i < n; i++)
+            a[i] = sorted[i] = rand() % mod - 20;
+        q_sort_i64(sorted, n);
+        const double qs[] = {0, 0.25, 0.5, 0.75, 0.9, 1};
+        for (int k = 0; k < 6; k++) {
+            memcpy(c, a, n * sizeof *a);
+            assert_int_equal(q_quantile(c, n, qs[k], false), q_quantile(sorted, n, qs[k], true));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quantile_select),
         cmocka_unit_test_setup_teardown(test_merge_across_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_and_parts_agree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_cache, setup, teardown),
