@@ -216,6 +216,10 @@ int32_t wm_buckets_days(const unsigned char *buf, size_t len);
  * spaces, beyond ~292 years). */
 int wm_duration_parse(const char *s, int64_t *ms);
 
+/* True when s[0..n) is a JSON number as written (-?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?): the rule a string's numeric reading follows. */
+bool wm_json_number_text(const char *s, size_t n);
+
 typedef struct wm_tz wm_tz_t;
 /* Loads an IANA zone ("Asia/Shanghai") from the system zoneinfo (TZif v2+,
  * $TZDIR or /usr/share/zoneinfo), or a fixed offset ("+08:00", "+0800",

@@ -182,10 +182,12 @@ typedef struct eacc {
     egroup_t *last;
 } eacc_t;
 
-static int64_t ebucket(query_t *q, const econf_t *c, int64_t t)
+/* The period number of time t in unit I_HOUR .. I_MONTH (I_TOTAL: 0):
+ * local hours, days, Monday weeks, calendar months. */
+static int64_t period_of(const query_t *q, int unit, int64_t t)
 {
     int64_t d = q_day(q, t);
-    switch (c->interval) {
+    switch (unit) {
     case I_HOUR: {
         int64_t x = t + (int64_t)q->off_min * 60000;
         return x >= 0 ? x / 3600000 : -((-x + 3599999) / 3600000);
@@ -205,30 +207,34 @@ static int64_t ebucket(query_t *q, const econf_t *c, int64_t t)
     }
 }
 
-static void ebucket_label(query_t *q, const econf_t *c, int64_t b, char *out, size_t cap)
+/* The label of period p: "YYYY-MM-DD HH:00", the date, the Monday, the 1st. */
+static void period_label(int unit, int64_t p, char *out, size_t cap)
 {
-    (void)q;
-    switch (c->interval) {
+    switch (unit) {
     case I_HOUR: {
         char d[16];
-        int64_t day = b >= 0 ? b / 24 : -((-b + 23) / 24);
+        int64_t day = p >= 0 ? p / 24 : -((-p + 23) / 24);
         q_day_text(day, d, sizeof d);
-        snprintf(out, cap, "%s %02d:00", d, (int)(b - day * 24));
+        snprintf(out, cap, "%s %02d:00", d, (int)(p - day * 24));
         break;
     }
     case I_DAY:
-        q_day_text(b, out, cap);
+        q_day_text(p, out, cap);
         break;
     case I_WEEK:
-        q_day_text(b * 7 - 3, out, cap);
+        q_day_text(p * 7 - 3, out, cap);
         break;
     case I_MONTH:
-        snprintf(out, cap, "%04d-%02d-01", (int)(b / 12), (int)(b % 12) + 1);
+        snprintf(out, cap, "%04d-%02d-01", (int)(p / 12), (int)(p % 12) + 1);
         break;
     default:
+        if (cap)
+            out[0] = 0;
         break;
     }
 }
+
+#define ebucket(q, c, t) period_of((q), (c)->interval, (t))
 
 static int ev_parse(query_t *q, const wm_json_t *req)
 {
@@ -639,7 +645,7 @@ static int ev_answer(query_t *q, void *acc, wm_buf_t *out)
                 if (c->interval == I_TOTAL)
                     snprintf(label, sizeof label, "%s", "");
                 else
-                    ebucket_label(q, c, c->b0 + b, label, sizeof label);
+                    period_label(c->interval, c->b0 + b, label, sizeof label);
                 wm_buf_puts(w, ",\"bucket\":");
                 if (c->interval == I_TOTAL) {
                     char d[16];
@@ -1149,17 +1155,14 @@ typedef struct racc {
     gtab_t t;
 } racc_t;
 
+static int runit(const rconf_t *c)
+{
+    return c->period == P_DAY ? I_DAY : c->period == P_WEEK ? I_WEEK : I_MONTH;
+}
+
 static int64_t rperiod(const query_t *q, const rconf_t *c, int64_t t)
 {
-    int64_t d = q_day(q, t);
-    if (c->period == P_DAY)
-        return d;
-    if (c->period == P_WEEK)
-        return (d + 3) >= 0 ? (d + 3) / 7 : -((-(d + 3) + 6) / 7);
-    time_t s = (time_t)(d * 86400);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    return (int64_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
+    return period_of(q, runit(c), t);
 }
 
 static int rt_parse(query_t *q, const wm_json_t *req)
@@ -1296,17 +1299,6 @@ static void rt_figures(query_t *q, void *acc, double *fig, uint32_t n)
     }
 }
 
-static void rt_label(const query_t *q, const rconf_t *c, int64_t p, char *out, size_t cap)
-{
-    (void)q;
-    if (c->period == P_DAY)
-        q_day_text(p, out, cap);
-    else if (c->period == P_WEEK)
-        q_day_text(p * 7 - 3, out, cap);
-    else
-        snprintf(out, cap, "%04d-%02d-01", (int)(p / 12), (int)(p % 12) + 1);
-}
-
 /* cohorts and total of the groups in gs (all of them when ng == 0) */
 static void rt_block(query_t *q, racc_t *a, const uint32_t *gs, uint32_t ng, wm_buf_t *out)
 {
@@ -1330,7 +1322,7 @@ static void rt_block(query_t *q, racc_t *a, const uint32_t *gs, uint32_t ng, wm_
         if (!u)
             continue;
         char label[16];
-        rt_label(q, c, c->p0 + ci, label, sizeof label);
+        period_label(runit(c), c->p0 + ci, label, sizeof label);
         wm_buf_printf(out, "%s{\"cohort\":\"%s\",\"users\":%" PRIu64 ",\"retained\":[", first ? "" : ",", label, u);
         first = false;
         for (uint32_t k = 0; k < c->N; k++) {

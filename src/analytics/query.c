@@ -724,40 +724,6 @@ static void val_text(qsrc_t *s, const qval_t *v, wm_buf_t *b)
     }
 }
 
-static bool is_json_number(const char *s, size_t n)
-{
-    size_t i = 0;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return false;
-    if (s[i] == '0')
-        i++;
-    else if (s[i] >= '1' && s[i] <= '9')
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    else
-        return false;
-    if (i < n && s[i] == '.') {
-        size_t d = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return false;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return false;
-    }
-    return i == n;
-}
-
 /* The numeric reading: a number, or a string that is a whole JSON number. */
 static double val_num(qsrc_t *s, const qval_t *v)
 {
@@ -766,7 +732,7 @@ static double val_num(qsrc_t *s, const qval_t *v)
     if (v->type == WM_ACOL_STRING) {
         uint32_t len;
         const char *str = wm_part_col_str(s->part, (uint32_t)v->col, v->c->code[v->row], &len);
-        if (is_json_number(str, len)) {
+        if (wm_json_number_text(str, len)) {
             char tmp[128];
             if (len < sizeof tmp) {
                 memcpy(tmp, str, len);

@@ -712,25 +712,20 @@ int wm_astore_merge_all(wm_astore_t *s)
 
 /* ----------------------------------------------------------- compaction */
 
-int wm_astore_compact(wm_astore_t *s, wm_log_t *log, uint64_t min_records, bool *did)
+/* Reads the log's durable records after `after` (at most
+ * WM_ASTORE_PART_RECORDS_MAX) into b; *last is the last sequence read and
+ * *bad the records not readable as events (they stay in the log). */
+static int read_log(wm_log_t *log, uint64_t after, wm_part_builder_t *b, uint64_t *last, uint64_t *bad)
 {
-    if (did)
-        *did = false;
-    uint64_t from = s->cur->compacted_seq + 1, durable = wm_log_durable_seq(log);
-    if (durable < from || durable - from + 1 < (min_records ? min_records : 1))
-        return merge_small(s);
-    wm_part_builder_t *b;
-    int rc = wm_part_builder_new(&b);
+    uint64_t durable = wm_log_durable_seq(log);
+    *last = after;
+    *bad = 0;
+    wm_log_iter_t *it;
+    int rc = wm_log_iter_open(log, after + 1, &it);
     if (rc)
         return rc;
-    wm_log_iter_t *it;
-    if ((rc = wm_log_iter_open(log, from, &it))) {
-        wm_part_builder_free(b);
-        return rc;
-    }
     wm_arena_t arena;
     wm_arena_init(&arena, 1 << 16);
-    uint64_t last = s->cur->compacted_seq, bad = 0;
     for (uint64_t n = 0; n < WM_ASTORE_PART_RECORDS_MAX; n++) {
         wm_log_pos_t pos;
         const void *payload;
@@ -744,15 +739,31 @@ int wm_astore_compact(wm_astore_t *s, wm_log_t *log, uint64_t min_records, bool 
             break;
         r = wm__builder_add_payload(b, payload, len, pos.seq, &arena);
         if (r == WM_ECORRUPT)
-            bad++;   /* an unreadable record stays in the log; the part goes on */
+            (*bad)++;
         else if (r) {
             rc = r;
             break;
         }
-        last = pos.seq;
+        *last = pos.seq;
     }
     wm_log_iter_close(it);
     wm_arena_release(&arena);
+    return rc;
+}
+
+int wm_astore_compact(wm_astore_t *s, wm_log_t *log, uint64_t min_records, bool *did)
+{
+    if (did)
+        *did = false;
+    uint64_t from = s->cur->compacted_seq + 1, durable = wm_log_durable_seq(log);
+    if (durable < from || durable - from + 1 < (min_records ? min_records : 1))
+        return merge_small(s);
+    wm_part_builder_t *b;
+    int rc = wm_part_builder_new(&b);
+    if (rc)
+        return rc;
+    uint64_t last, bad;
+    rc = read_log(log, s->cur->compacted_seq, b, &last, &bad);
     if (bad)
         fprintf(stderr, "waymark: analytics: partition %u: %" PRIu64 " log records not readable as events\n",
                 s->partition, bad);
@@ -832,43 +843,16 @@ int wm_astore_check(const char *dir, wm_buf_t *report, uint64_t *faults)
 int wm__astore_tail(wm_astore_t *s, wm_log_t *log, uint64_t after, uint64_t *next, wm_part_t **out)
 {
     *out = NULL;
-    uint64_t durable = wm_log_durable_seq(log);
     *next = after;
-    if (durable <= after)
+    if (wm_log_durable_seq(log) <= after)
         return 0;
     wm_part_builder_t *b;
     int rc = wm_part_builder_new(&b);
     if (rc)
         return rc;
     b->nosync = true;
-    wm_log_iter_t *it;
-    if ((rc = wm_log_iter_open(log, after + 1, &it))) {
-        wm_part_builder_free(b);
-        return rc;
-    }
-    wm_arena_t arena;
-    wm_arena_init(&arena, 1 << 16);
-    uint64_t last = after;
-    for (uint64_t n = 0; n < WM_ASTORE_PART_RECORDS_MAX; n++) {
-        wm_log_pos_t pos;
-        const void *payload;
-        uint32_t len;
-        int r = wm_log_iter_next(it, &pos, &payload, &len);
-        if (r < 0) {
-            rc = r;
-            break;
-        }
-        if (r == 0 || pos.seq > durable)
-            break;
-        r = wm__builder_add_payload(b, payload, len, pos.seq, &arena);
-        if (r && r != WM_ECORRUPT) {   /* an unreadable record is skipped, as by the compactor */
-            rc = r;
-            break;
-        }
-        last = pos.seq;
-    }
-    wm_log_iter_close(it);
-    wm_arena_release(&arena);
+    uint64_t last, bad;
+    rc = read_log(log, after, b, &last, &bad);   /* unreadable records are skipped, as by the compactor */
     if (!rc && (wm_part_builder_rows(b) > 0 || b->nmerges > 0)) {
         /* an unlisted scratch file: unlinked once mapped, swept at open after a crash */
         static atomic_uint_fast64_t serial;

@@ -134,17 +134,9 @@ bool wm__parse_level(const char *s, size_t n, int *level)
     return true;
 }
 
-bool wm__parse_number(const char *s, size_t n, double *out)
+bool wm_json_number_text(const char *s, size_t n)
 {
-    char buf[64];
-    if (n == 0 || n >= sizeof buf)
-        return false;
-    /* JSON-style only: no leading '+', spaces, hex, inf or nan */
-    char c = s[0];
-    if (!(c == '-' || (c >= '0' && c <= '9')))
-        return false;
-    /* the JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? ("000001" is not a number) */
-    size_t i = s[0] == '-';
+    size_t i = n && s[0] == '-';
     if (i < n && s[i] == '0')
         i++;
     else if (i < n && s[i] >= '1' && s[i] <= '9')
@@ -169,7 +161,20 @@ bool wm__parse_number(const char *s, size_t n, double *out)
         if (i == d)
             return false;
     }
-    if (i != n)
+    return i == n;
+}
+
+bool wm__parse_number(const char *s, size_t n, double *out)
+{
+    char buf[64];
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    /* JSON-style only: no leading '+', spaces, hex, inf or nan */
+    char c = s[0];
+    if (!(c == '-' || (c >= '0' && c <= '9')))
+        return false;
+    /* the JSON grammar ("000001" is not a number) */
+    if (!wm_json_number_text(s, n))
         return false;
     memcpy(buf, s, n);
     buf[n] = '\0';
