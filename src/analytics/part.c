@@ -549,16 +549,33 @@ static int flush_block(wm_part_writer_t *w)
     }
     if ((rc = emit(w, bi, 0)))
         return rc;
-    /* time */
+    /* time: zigzag deltas from the previous row, all of one byte width
+     * (the widest delta's), little-endian: decoded without branches */
     wm_buf_reset(&w->plain);
     int64_t tp = 0, tmin = INT64_MAX, tmax = INT64_MIN;
+    uint64_t zmax = 0;
     for (uint32_t i = 0; i < n; i++) {
-        buf_varint(&w->plain, wm_zigzag((int64_t)((uint64_t)w->time[i] - (uint64_t)tp)));   /* wraps, no overflow */
+        uint64_t z = wm_zigzag((int64_t)((uint64_t)w->time[i] - (uint64_t)tp));   /* wraps, no overflow */
+        zmax |= z;
         tp = w->time[i];
         if (tp < tmin)
             tmin = tp;
         if (tp > tmax)
             tmax = tp;
+    }
+    unsigned tw = 1;
+    while (tw < 8 && (zmax >> (8 * tw)))
+        tw++;
+    if ((rc = wm_buf_reserve(&w->plain, 1 + (size_t)n * tw)))
+        return rc;
+    wm_buf_putc(&w->plain, (char)tw);
+    tp = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t z = wm_zigzag((int64_t)((uint64_t)w->time[i] - (uint64_t)tp));
+        tp = w->time[i];
+        unsigned char le[8];
+        put_u64le(le, z);
+        wm_buf_append(&w->plain, le, tw);
     }
     bi->time_min = tmin;
     bi->time_max = tmax;
@@ -573,10 +590,17 @@ static int flush_block(wm_part_writer_t *w)
     }
     if ((rc = emit(w, bi, 2)))
         return rc;
-    /* event */
+    /* event: codes of one byte width (1, 2 or 4) */
     wm_buf_reset(&w->plain);
-    for (uint32_t i = 0; i < n; i++)
-        buf_varint(&w->plain, w->ev[i]);
+    unsigned ew = w->events.n <= 256 ? 1 : w->events.n <= 65536 ? 2 : 4;
+    if ((rc = wm_buf_reserve(&w->plain, 1 + (size_t)n * ew)))
+        return rc;
+    wm_buf_putc(&w->plain, (char)ew);
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char le[4];
+        put_u32le(le, w->ev[i]);
+        wm_buf_append(&w->plain, le, ew);
+    }
     if ((rc = emit(w, bi, 3)))
         return rc;
     /* properties */
@@ -771,6 +795,7 @@ struct wm_part {
     uint64_t *merges;
     rblk_t *blocks;
     char *names;     /* column names, NUL-terminated, in one allocation */
+    uint32_t version;
 };
 
 static bool rd_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
@@ -874,7 +899,8 @@ int wm_part_open(const char *path, wm_part_t **out, char *err, size_t err_len)
         goto out;
     }
     uint32_t version = get_u32le(tr + 16);
-    if (version != WM_PART_VERSION || get_u32le(p->map + 4) != version) {
+    p->version = version;
+    if ((version != 1 && version != WM_PART_VERSION) || get_u32le(p->map + 4) != version) {
         rc = fail(err, err_len, WM_ECORRUPT, "%s: format version %ld, this build reads %ld", path, (long)version,
                   WM_PART_VERSION);
         goto out;
@@ -1312,6 +1338,29 @@ time_seq:
         q = r->plain;
         end = q + len;
         int64_t acc = 0;
+        if (c == 1 && p->version >= 2) {
+            /* fixed width: the width byte, then n little-endian values */
+            unsigned tw = len ? q[0] : 0;
+            if (tw < 1 || tw > 8 || len != 1 + (size_t)n * tw) {
+                rc = bad(r, c, err, err_len);
+                goto fail;
+            }
+            q++;
+            uint64_t mask = tw == 8 ? ~0ull : (1ull << (8 * tw)) - 1;
+            for (i = 0; i < n; i++, q += tw) {
+                uint64_t z;
+                if (end - q >= 8)
+                    z = get_u64le(q) & mask;
+                else {
+                    z = 0;
+                    for (unsigned k = 0; k < tw; k++)
+                        z |= (uint64_t)q[k] << (8 * k);
+                }
+                acc = (int64_t)((uint64_t)acc + (uint64_t)wm_unzigzag(z));
+                r->time[i] = acc;
+            }
+            continue;
+        }
         for (i = 0; i < n; i++) {
             uint64_t z;
             if (!get_varint_fast(&q, end, &z)) {
@@ -1333,6 +1382,31 @@ time_seq:
         goto fail;
     q = r->plain;
     end = q + len;
+    if (p->version >= 2) {
+        unsigned ew = len ? q[0] : 0;
+        if ((ew != 1 && ew != 2 && ew != 4) || len != 1 + (size_t)n * ew) {
+            rc = bad(r, 3, err, err_len);
+            goto fail;
+        }
+        q++;
+        uint32_t nev = p->events.n, badcode = 0;
+        if (ew == 1)
+            for (i = 0; i < n; i++) {
+                r->ev[i] = q[i];
+                badcode |= q[i] >= nev;
+            }
+        else
+            for (i = 0; i < n; i++) {
+                uint32_t z = ew == 2 ? (uint32_t)q[2 * i] | (uint32_t)q[2 * i + 1] << 8 : get_u32le(q + 4 * i);
+                r->ev[i] = z;
+                badcode |= z >= nev;
+            }
+        if (badcode) {
+            rc = bad(r, 3, err, err_len);
+            goto fail;
+        }
+        goto done;
+    }
     for (i = 0; i < n; i++) {
         uint64_t z;
         if (!get_varint_fast(&q, end, &z)) {
@@ -1349,6 +1423,7 @@ time_seq:
         rc = bad(r, 3, err, err_len);
         goto fail;
     }
+done:
     r->rows = n;
     out->rows = n;
     out->user = r->skip_user ? NULL : r->user;
