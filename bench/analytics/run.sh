@@ -288,6 +288,19 @@ run_waymark() {
     local bytes
     if [ -d "$dir/analytics" ]; then bytes=$(du -sb "$dir/analytics" | cut -f1); else bytes=; fi
     echo "$(( t1 - t0 )) ${bytes:-n/a} $(du -sb "$dir" | cut -f1)" >"$WORK/res/waymark.load"
+    # the queries go to a running server, as ClickHouse's do: its parts stay
+    # mapped between queries (a one-shot `waymark query --data` opens the
+    # whole engine and maps the parts afresh every time)
+    local port pid key=bench-analytics-key
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$BIN" serve --listen "127.0.0.1:$port" --data "$dir" --admin-key "$key" --fsync never \
+        >"$WORK/wm-serve.log" 2>&1 &
+    pid=$!
+    for i in $(seq 1 600); do
+        python3 -c 'import sys, urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/readyz" % sys.argv[1], timeout=1)' \
+            "$port" 2>/dev/null && break
+        sleep 0.1
+    done
     for q in $QUERIES; do
         note "Waymark: $q"
         : >"$WORK/res/waymark-$q.ms"
@@ -295,7 +308,7 @@ run_waymark() {
         : >"$WORK/res/waymark-$q.elapsed"
         for i in $(seq 0 "$RUNS"); do
             t0=$(ms_now)
-            if ! /usr/bin/time -f %M -o "$WORK/wm-q.rss" "$BIN" query "$q" "$here/queries/$q.json" --data "$dir" \
+            if ! "$BIN" query "$q" "$here/queries/$q.json" --url "http://127.0.0.1:$port" --key "$key" \
                     --format json >"$WORK/wm-q.json" 2>"$WORK/res/waymark-$q.err"; then
                 note "Waymark: $q failed: $(head -c 300 "$WORK/res/waymark-$q.err")"
                 rm -f "$WORK/res/waymark-$q.ms" "$WORK/res/waymark-$q.tsv"
@@ -310,11 +323,14 @@ run_waymark() {
             fi
             if [ "$i" -gt 0 ]; then
                 echo "$(( t1 - t0 ))" >>"$WORK/res/waymark-$q.ms"
-                awk '{ printf "%.0f\n", $1 / 1024 }' "$WORK/wm-q.rss" >>"$WORK/res/waymark-$q.rss"
+                # the server's peak resident memory so far (VmHWM), MB
+                awk '/^VmHWM/ { printf "%.0f\n", $2 / 1024 }' "/proc/$pid/status" >>"$WORK/res/waymark-$q.rss"
                 [ -n "$e" ] && echo "$e" >>"$WORK/res/waymark-$q.elapsed"
             fi
         done
     done
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
     rm -rf "$dir"
 }
 
@@ -345,8 +361,8 @@ else
     echo "into their logins, so user counts differ) then \`compact\`, queried with \`waymark query\`."
 fi
 echo "1 warm-up + $RUNS timed runs, min / median ms. ClickHouse: server query_duration_ms; DuckDB: in-process query"
-echo "time; Waymark: the whole command (elapsed_ms of its answer in brackets where it has one). ÷ = median /"
-echo "Waymark's median (above 1: Waymark faster). Peak memory MB: Waymark process max RSS / ClickHouse query"
+echo "time; Waymark: \`waymark query --url\` against a running \`waymark serve\` (the engine's elapsed_ms in brackets). ÷ = median /"
+echo "Waymark's median (above 1: Waymark faster). Peak memory MB: Waymark server VmHWM / ClickHouse query"
 echo "memory_usage / DuckDB process VmHWM (reset per run, the cached table included)."
 echo
 echo "| query | Waymark min / median | ClickHouse min / median | DuckDB min / median | ClickHouse ÷ Waymark | DuckDB ÷ Waymark | peak MB Waymark / ClickHouse / DuckDB |"
