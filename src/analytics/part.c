@@ -796,6 +796,10 @@ struct wm_part {
     rblk_t *blocks;
     char *names;     /* column names, NUL-terminated, in one allocation */
     uint32_t version;
+    /* one bit per (block, column) whose checksum was verified by a read: the
+     * file is immutable, so later reads of the same mapping skip the CRC
+     * (wm_part_verify and `waymark check` always check) */
+    _Atomic unsigned char *verified;
 };
 
 static bool rd_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
@@ -936,7 +940,8 @@ int wm_part_open(const char *path, wm_part_t **out, char *err, size_t err_len)
     p->cols = wm_calloc(ncols + 1, sizeof *p->cols);
     p->blocks = wm_calloc(nblocks + 1, sizeof *p->blocks);
     p->names = wm_malloc(flen + 1);
-    if (!p->cols || !p->blocks || !p->names) {
+    p->verified = wm_calloc((size_t)nblocks * (4 + (size_t)ncols) / 8 + 1, 1);
+    if (!p->cols || !p->blocks || !p->names || !p->verified) {
         rc = WM_ENOMEM;
         goto out;
     }
@@ -1033,6 +1038,7 @@ void wm_part_close(wm_part_t *p)
     wm_free(p->blocks);
     wm_free(p->merges);
     wm_free(p->names);
+    wm_free((void *)p->verified);
     wm_free(p->path);
     wm_free(p);
 }
@@ -1134,6 +1140,7 @@ struct wm_part_reader {
     colbuf_t *cb;         /* per property column, allocated on first use */
     centry_t *entries;    /* current block's column entries */
     bool skip_user, skip_seq;   /* columns the caller does not read */
+    bool always_check;          /* wm_part_verify: every checksum, every time */
 };
 
 void wm__part_reader_skip(wm_part_reader_t *r, bool user, bool seq)
@@ -1203,7 +1210,10 @@ static int load(wm_part_reader_t *r, uint32_t c, size_t *len, char *err, size_t 
 {
     const centry_t *e = &r->entries[c];
     const unsigned char *src = r->p->map + e->off;
-    if (wm_crc32c(0, src, e->clen) != e->crc) {
+    size_t bit = (size_t)r->block * (4 + r->p->info.cols) + c;
+    bool known = !r->always_check &&
+                 (atomic_load_explicit(&r->p->verified[bit >> 3], memory_order_relaxed) >> (bit & 7)) & 1;
+    if (!known && wm_crc32c(0, src, e->clen) != e->crc) {
         if (err && cap)
             snprintf(err, cap, "%s: block %u column %s: checksum mismatch", r->p->path, r->block,
                      col_label(r->p, c));
@@ -1231,6 +1241,8 @@ static int load(wm_part_reader_t *r, uint32_t c, size_t *len, char *err, size_t 
                      col_label(r->p, c));
         return WM_ECORRUPT;
     }
+    if (!known)
+        atomic_fetch_or_explicit(&r->p->verified[bit >> 3], (unsigned char)(1u << (bit & 7)), memory_order_relaxed);
     *len = n;
     return 0;
 }
@@ -1543,6 +1555,7 @@ int wm_part_verify(wm_part_t *p, char *err, size_t err_len)
     int rc = wm_part_reader_new(p, &r);
     if (rc)
         return rc;
+    r->always_check = true;
     uint64_t prev_user = 0;
     int64_t prev_time = INT64_MIN;
     for (uint32_t b = 0; b < p->info.blocks && !rc; b++) {
