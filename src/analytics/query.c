@@ -1113,10 +1113,19 @@ static int src_user_rows(qscan_t *sc, qsrc_t *s, uint64_t u, bool held, uint64_t
         if (!s->loaded && !src_load(q, s))
             return 0;
         const wm_ablock_t *b = &s->blk;
-        for (; s->row < b->rows; s->row++) {
+        /* the customer's run in this block, then its rows */
+        uint32_t end = s->row;
+        while (end < b->rows && b->user[end] == u)
+            end++;
+        bool more = end == b->rows;   /* the run may go on in the next block */
+        const int64_t lo = q->need_lo, hi = q->need_hi;
+        const bool all = q->all_rows;
+        for (; s->row < end; s->row++) {
             uint32_t i = s->row;
-            if (b->user[i] != u)
-                return 0;
+            /* the cheap rejections before the call: most rows match no spec */
+            uint32_t ev = b->event[i];
+            if ((!all && (ev >= s->nev || !s->evmask[ev])) || b->time[i] < lo || b->time[i] >= hi)
+                continue;
             qrow_t r;
             rc = make_row(sc, s, i, &r);
             if (rc == 1) {
@@ -1133,6 +1142,8 @@ static int src_user_rows(qscan_t *sc, qsrc_t *s, uint64_t u, bool held, uint64_t
             if (rc)
                 return rc;
         }
+        if (!more)
+            return 0;
         s->loaded = false;
         s->block++;
     }
