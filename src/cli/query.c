@@ -313,21 +313,32 @@ int wm_cli_query(int argc, char **argv)
 
 /* ---- compact, check ---- */
 
-int wm_cli_compact(int argc, char **argv)
+/* --data DIR and --help, the options of compact and check: -1 to go on,
+ * else the exit status. */
+static int data_opts(int argc, char **argv, const char *usage, const char **dir)
 {
     static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *dir = DEFAULT_DATA;
+    *dir = DEFAULT_DATA;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': dir = optarg; break;
-        case 'h': fprintf(stdout, "usage: waymark compact [--data DIR]\n"); return 0;
-        default: fprintf(stderr, "usage: waymark compact [--data DIR]\n"); return 2;
+        case 'd': *dir = optarg; break;
+        case 'h': fprintf(stdout, "%s\n", usage); return 0;
+        default: fprintf(stderr, "%s\n", usage); return 2;
         }
     }
+    return -1;
+}
+
+int wm_cli_compact(int argc, char **argv)
+{
+    const char *dir;
+    int st = data_opts(argc, argv, "usage: waymark compact [--data DIR]", &dir);
+    if (st >= 0)
+        return st;
     if (optind < argc) {
         fprintf(stderr, "usage: waymark compact [--data DIR]\n");
         return 2;
@@ -355,19 +366,10 @@ int wm_cli_compact(int argc, char **argv)
 
 int wm_cli_check(int argc, char **argv)
 {
-    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *dir = DEFAULT_DATA;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': dir = optarg; break;
-        case 'h': fprintf(stdout, "usage: waymark check [DIR]\n"); return 0;
-        default: fprintf(stderr, "usage: waymark check [DIR]\n"); return 2;
-        }
-    }
+    const char *dir;
+    int st = data_opts(argc, argv, "usage: waymark check [DIR]", &dir);
+    if (st >= 0)
+        return st;
     if (optind + 1 == argc)
         dir = argv[optind];
     else if (optind < argc) {
