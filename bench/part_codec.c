@@ -129,7 +129,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "part_codec: %s\n", err);
                 return 1;
             }
+            /* PART_CODEC_COLUMN=k: only column k (0-3: user, time, seq, event) */
+            const char *only = getenv("PART_CODEC_COLUMN");
             for (uint32_t c = 0; c < 4 + in.cols; c++) {
+                if (only && (uint32_t)atoi(only) != c)
+                    continue;
                 const void *data;
                 size_t len, st;
                 if (wm__part_plain(r, c, &data, &len, &st))
