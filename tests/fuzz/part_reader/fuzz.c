@@ -49,7 +49,7 @@ static void read_all(wm_part_t *p, bool must_read)
     for (uint32_t c = 0; c < in.cols; c++) {
         wm_acol_type_t t;
         const char *name = wm_part_col_name(p, c, &t);
-        check(name && t >= WM_ACOL_NUMBER && t <= WM_ACOL_LIST);
+        check(name && t >= WM_ACOL_NUMBER && t <= WM_ACOL_JSON);
         check(wm_part_find_col(p, name, t) >= 0);
     }
     wm_part_reader_t *r;
