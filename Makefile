@@ -8,7 +8,7 @@ OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 DEFS    := -D_GNU_SOURCE
 CFLAGS  += $(CSTD) $(OPT) $(WARN) $(DEFS) -Iinclude -Isrc -pthread
-LDLIBS  += -lzstd -lmicrohttpd -llmdb -lsqlite3 -lroaring -lz -lcurl -lcrypto -lpthread -lm
+LDLIBS  += -llz4 -lzstd -lmicrohttpd -llmdb -lsqlite3 -lroaring -lz -lcurl -lcrypto -lpthread -lm
 
 BUILD   ?= build
 ifneq ($(SANITIZE),)
@@ -66,7 +66,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(BENCH_LIBS_$*) $(LDLIBS)
 
 # JSON bake-off: Debian's parsers, simdjson through a small C++ shim.
-BENCH_LIBS_part_codec := -llz4
+BENCH_LIBS_part_codec :=
 BENCH_LIBS_json_bakeoff := $(BUILD)/bench/json_simdjson_shim.o -ljansson -ljson-c -lyajl -lsimdjson -lstdc++
 $(BUILD)/bench/json_bakeoff: $(BUILD)/bench/json_simdjson_shim.o
 $(BUILD)/bench/json_simdjson_shim.o: bench/json_simdjson_shim.cpp

@@ -25,7 +25,8 @@
 #include "waymark/json.h"
 #include "waymark/log.h"
 
-#define WM_PART_VERSION 2   /* 2: time and event columns in fixed width; 1 (varints) still read */
+#define WM_PART_VERSION 3   /* 3: time and event blocks in lz4; 2: those columns in fixed width;
+                             * 1: varints. All three are read. */
 #define WM_PART_BLOCK_ROWS 65536u
 #define WM_PART_COLS_MAX 1024u     /* property columns per part; the rest go to "$rest" */
 
