@@ -4,13 +4,17 @@
  * Layout (little-endian):
  *
  *   "WMPT" u32 version                                        8 bytes
- *   column blocks, each one zstd frame                        ...
+ *   column blocks, each one zstd frame (format 3: time and    ...
+ *   event blocks one lz4 block)
  *   footer (plain bytes, see write_footer)                    footer_len
  *   u64 footer_off | u32 footer_len | u32 crc32c(footer) | u32 version | "WMPT"
  *
  * A block holds up to WM_PART_BLOCK_ROWS rows. Its base columns are user
- * (runs of (delta, count) varints), time and seq (zigzag varint deltas) and
- * event (varint dictionary codes); a property column's block is a presence
+ * (runs of (delta, count) varints), time (format 1: zigzag varint deltas;
+ * 2 and 3: a width byte, then every zigzag delta in that many little-endian
+ * bytes), seq (zigzag varint deltas) and event (format 1: varint dictionary
+ * codes; 2 and 3: a width byte of 1, 2 or 4, then the codes in that width);
+ * a property column's block is a presence
  * byte (1: every row has a value; 0: a bitmap follows) and the values of the
  * rows that have one: NUMBER f64, STRING varint code, BOOL one byte,
  * DATETIME zigzag varint delta of ms and a form byte, LIST varint count and
