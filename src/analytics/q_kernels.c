@@ -52,13 +52,13 @@ static void ivec_free(query_t *q, ivec_t *a)
     memset(a, 0, sizeof *a);
 }
 
-static void write_quant(wm_buf_t *b, ivec_t *a, double qq, bool *sorted)
+static void write_quant(wm_buf_t *b, ivec_t *a, double qq)
 {
     if (!a->n) {
         wm_buf_puts(b, "null");
         return;
     }
-    (void)sorted;   /* a selection per quantile: no full sort of millions of durations */
+    /* a selection per quantile: no full sort of millions of durations */
     wm_buf_printf(b, "%" PRId64, q_quantile(a->v, a->n, qq, false));
 }
 
@@ -734,7 +734,7 @@ typedef struct facc {
     uint64_t *moves;    /* map: (from + 1) * (n + 1) + (to + 1) */
 } facc_t;
 
-static int fn_parse_steps(query_t *q, const wm_json_t *req, const char *key, bool map)
+static int fn_parse_steps(query_t *q, const wm_json_t *req, const char *key)
 {
     fconf_t *c = q->conf;
     wm_query_error_t *err = kerr(q);
@@ -752,7 +752,6 @@ static int fn_parse_steps(query_t *q, const wm_json_t *req, const char *key, boo
         c->named[i] = wm_json_str(member(s, "name")) != NULL;
     }
     c->n = i;
-    (void)map;
     return 0;
 }
 
@@ -760,7 +759,7 @@ static int fn_parse(query_t *q, const wm_json_t *req)
 {
     fconf_t *c = q->conf;
     wm_query_error_t *err = kerr(q);
-    int rc = fn_parse_steps(q, req, "steps", false);
+    int rc = fn_parse_steps(q, req, "steps");
     if (rc)
         return rc;
     if ((rc = q_duration(q, req, "window", "7d", &c->window, err)))
@@ -800,7 +799,7 @@ static int mp_parse(query_t *q, const wm_json_t *req)
     c->order = O_SEQUENTIAL;
     int rc = no_breakdown(q, "map");
     if (!rc)
-        rc = fn_parse_steps(q, req, "stages", true);
+        rc = fn_parse_steps(q, req, "stages");
     if (!rc)
         rc = q_duration(q, req, "window", "30d", &c->window, err);
     if (rc)
@@ -1025,17 +1024,16 @@ static void fn_write_steps(query_t *q, fgroup_t *g, wm_buf_t *out)
         write_ratio(out, ratio(g->users[k], g->users[1]));
         wm_buf_puts(out, ",\"step_conversion\":");
         write_ratio(out, ratio(g->users[k], g->users[k > 1 ? k - 1 : 1]));
-        bool sorted = false;
         wm_buf_puts(out, ",\"median_ms\":");
         if (k == 1)
             wm_buf_puts(out, "null");
         else
-            write_quant(out, &g->dur[k], 0.5, &sorted);
+            write_quant(out, &g->dur[k], 0.5);
         wm_buf_puts(out, ",\"p90_ms\":");
         if (k == 1)
             wm_buf_puts(out, "null");
         else
-            write_quant(out, &g->dur[k], 0.9, &sorted);
+            write_quant(out, &g->dur[k], 0.9);
         wm_buf_putc(out, '}');
     }
     wm_buf_putc(out, ']');
@@ -1112,14 +1110,13 @@ static int mp_answer(query_t *q, void *acc, wm_buf_t *out)
             wm_buf_puts(out, "null");
         else
             write_ratio(out, ratio(g.users[k + 1], g.users[k]));
-        bool sorted = false, ssorted = false;
         wm_buf_puts(out, ",\"median_ms\":");
         if (k == 1)
             wm_buf_puts(out, "null");
         else
-            write_quant(out, &g.dur[k], 0.5, &sorted);
+            write_quant(out, &g.dur[k], 0.5);
         wm_buf_printf(out, ",\"stalled\":%" PRIu64 ",\"stalled_median_ms\":", g.stalled[k]);
-        write_quant(out, &g.stall[k], 0.5, &ssorted);
+        write_quant(out, &g.stall[k], 0.5);
         wm_buf_putc(out, '}');
     }
     wm_buf_putc(out, ']');
@@ -1868,7 +1865,7 @@ static int at_label_id(query_t *q, const qrow_t *r, uint32_t *id)
 {
     uint32_t nl;
     const char *nm = q_str(&q->names, r->name, &nl);
-    if (r->aux == UINT32_MAX || r->aux == 0xfffffffeu)
+    if (r->aux == UINT32_MAX)
         return q_intern(&q->groups, nm, nl, id);
     uint32_t vl;
     const char *v = q_str(&q->labels, r->aux, &vl);
