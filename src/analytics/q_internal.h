@@ -116,6 +116,7 @@ struct query {
     uint32_t val_mask;          /* ... only for rows matching these specs (0: all) */
     int32_t dval_prop;          /* distinct value id into qrow.aux, or -1 */
     bool export_text;           /* export: every property's JSON into the thread's text */
+    bool plain_rows;            /* rows carry only name, time and mask: no where, prop breakdown or values */
     uint32_t label_from;        /* attribution: specs from here on are touches (labels into qrow.aux) */
 
     /* properties read, by name */

@@ -849,41 +849,68 @@ static void fn_free(query_t *q, void *acc)
 }
 
 /* The customer's chain: the largest level over chains starting in
- * [lo, hi), at the earliest start reaching it; steps before `before`. */
+ * [lo, hi), at the earliest start reaching it; steps before `before`.
+ * Sequential and any order: a chain that ran out of rows (or reached
+ * `before`) ends the search, since every later start sees a subset of those
+ * rows and reaches no further (the greedy steps of a later start are no
+ * earlier). In sequential order the same holds when no row of the missing
+ * step follows the last step at all. Strict order has no such bound: an
+ * unrelated event breaks one chain and not the next. */
 static uint32_t fn_chain(const fconf_t *c, const qrow_t *rows, uint32_t n, int64_t lo, int64_t hi, int64_t before,
                          int64_t *times, uint32_t *start)
 {
     uint32_t best = 0;
+    const uint32_t steps = c->n;
+    const int64_t w = c->window;
     int64_t t[FUNNEL_STEPS_MAX];
-    for (uint32_t i = 0; i < n && best < c->n; i++) {
+    uint32_t next[FUNNEL_STEPS_MAX] = {0};
+    for (uint32_t i = 0; i < n && best < steps; i++) {
         const qrow_t *r = &rows[i];
         if (!(r->mask & 1) || r->time < lo || r->time >= hi)
             continue;
-        uint32_t lvl = 1;
-        t[0] = r->time;
+        uint32_t lvl = 1, j = i + 1;
+        const int64_t t0 = r->time, end = t0 + w < before - 1 ? t0 + w : before - 1;   /* last time allowed */
+        t[0] = t0;
         if (c->order == O_ANY) {
             bool found[FUNNEL_STEPS_MAX] = {false};
-            uint32_t left = c->n - 1;
-            for (uint32_t j = i + 1; j < n && left; j++) {
-                if (rows[j].time - r->time > c->window || rows[j].time >= before)
+            uint32_t left = steps - 1;
+            for (; j < n && left; j++) {
+                if (rows[j].time > end)
                     break;
-                for (uint32_t k = 1; k < c->n; k++)
+                for (uint32_t k = 1; k < steps; k++)
                     if (!found[k] && (rows[j].mask >> k & 1)) {
                         found[k] = true;
                         t[k] = rows[j].time;
                         left--;
                     }
             }
-            while (lvl < c->n && found[lvl])
+            while (lvl < steps && found[lvl])
                 lvl++;
-        } else {
-            for (uint32_t j = i + 1; j < n && lvl < c->n; j++) {
-                if (rows[j].time - r->time > c->window || rows[j].time >= before)
+        } else if (c->order == O_STRICT) {
+            for (; j < n && lvl < steps; j++) {
+                if (rows[j].time > end)
                     break;
                 if (rows[j].mask >> lvl & 1)
                     t[lvl++] = rows[j].time;
-                else if (c->order == O_STRICT)
+                else
                     break;
+            }
+        } else {
+            /* each step is the first row of its kind after the previous
+             * step; those rows only move forward as the start does, so
+             * next[k] (the first row of step k not before the last search)
+             * is where the search for step k resumes */
+            uint32_t prev = i;
+            for (; lvl < steps; lvl++) {
+                uint32_t k = next[lvl] > prev ? next[lvl] : prev + 1;
+                while (k < n && !(rows[k].mask >> lvl & 1))
+                    k++;
+                next[lvl] = k;
+                j = k;
+                if (k == n || rows[k].time > end)
+                    break;
+                t[lvl] = rows[k].time;
+                prev = k;
             }
         }
         if (lvl > best) {
@@ -891,6 +918,8 @@ static uint32_t fn_chain(const fconf_t *c, const qrow_t *rows, uint32_t n, int64
             *start = i;
             memcpy(times, t, lvl * sizeof *t);
         }
+        if (c->order != O_STRICT && lvl < steps && (j == n || rows[j].time >= before))
+            break;
     }
     return best;
 }

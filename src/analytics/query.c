@@ -451,6 +451,7 @@ typedef struct qmerge {
     uint64_t *vals;
     uint32_t *parts;    /* survivor's partition (where the merge was logged) */
     uint32_t cap, n;
+    uint64_t *sorted;   /* the keys ascending, walked by each scan beside its users */
 } qmerge_t;
 
 /* One partition's scan. */
@@ -480,6 +481,8 @@ typedef struct qscan {
     bool profile_built;
     int8_t where_user;      /* where reads only the customer: -1 unknown, 0, 1 */
     const qmerge_t *mg;
+    uint32_t mcur;          /* next of mg->sorted not below the scan's users */
+    uint64_t customers;     /* handed to the kernel */
 } qscan_t;
 
 static uint32_t mslot(const qmerge_t *m, uint64_t k)
@@ -1120,6 +1123,28 @@ static int src_user_rows(qscan_t *sc, qsrc_t *s, uint64_t u, bool held, uint64_t
         bool more = end == b->rows;   /* the run may go on in the next block */
         const int64_t lo = q->need_lo, hi = q->need_hi;
         const bool all = q->all_rows;
+        if (q->plain_rows && !held) {
+            /* nothing but the event and its time: the row is built here */
+            if ((rc = q_grow(q, (void **)&sc->rows, &sc->rcap, (uint64_t)sc->nrows + (end - s->row),
+                             sizeof *sc->rows)))
+                return rc;
+            const uint32_t *evm = s->evmask, *evn = s->evname, *code = b->event;
+            const int64_t *time = b->time;
+            const uint32_t nev = s->nev;
+            const uint64_t base = (uint64_t)s->partition << 44, bseq = (uint64_t)s->block * WM_PART_BLOCK_ROWS;
+            qrow_t *out = sc->rows + sc->nrows;
+            for (uint32_t i = s->row; i < end; i++) {
+                uint32_t ev = code[i];
+                uint32_t mask = ev < nev ? evm[ev] : 0;
+                int64_t t = time[i];
+                if ((!mask && !all) || t < lo || t >= hi)
+                    continue;
+                *out++ = (qrow_t){.time = t, .ord = base | (b->seq ? b->seq[i] : bseq + i), .mask = mask,
+                                  .name = ev < nev ? evn[ev] : 0, .val = NAN};
+            }
+            sc->nrows = (uint32_t)(out - sc->rows);
+            s->row = end;
+        }
         for (; s->row < end; s->row++) {
             uint32_t i = s->row;
             /* the cheap rejections before the call: most rows match no spec */
@@ -1212,7 +1237,7 @@ static int deliver(qscan_t *sc, uint64_t user, qrow_t *rows, uint32_t n)
         for (uint32_t i = 0; i < n; i++)
             rows[i].grp = g;
     }
-    atomic_fetch_add_explicit(&q->customers, 1, memory_order_relaxed);
+    sc->customers++;
     return q->k->user(q, sc->acc, user, rows, n);
 }
 
@@ -1289,9 +1314,11 @@ static void *scan_main(void *arg)
         uint64_t root = u;
         uint32_t rpart = sc->partition;
         bool held = false;
-        if (m->cap) {
-            uint64_t tmp;
-            if (mget(m, u, &tmp, NULL)) {
+        if (m->n) {
+            /* users ascend, so the sorted keys are walked, not hashed */
+            while (sc->mcur < m->n && m->sorted[sc->mcur] < u)
+                sc->mcur++;
+            if (sc->mcur < m->n && m->sorted[sc->mcur] == u) {
                 held = true;
                 root = mroot(m, u, &rpart);
             }
@@ -1324,6 +1351,12 @@ static void *scan_main(void *arg)
 }
 
 /* ------------------------------------------------------------ the run */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
 
 static int add_part(qscan_t *sc, wm_part_t *p)
 {
@@ -1403,6 +1436,16 @@ static int open_sources(qrun_t *run)
                 return rc;
         }
     }
+    qmerge_t *m = &run->merges;
+    if (m->n) {
+        if (!(m->sorted = wm_malloc((size_t)m->n * sizeof *m->sorted)))
+            return WM_ENOMEM;
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                m->sorted[k++] = m->keys[i];
+        qsort(m->sorted, k, sizeof *m->sorted, cmp_u64);
+    }
     return 0;
 }
 
@@ -1430,6 +1473,7 @@ static void close_sources(qrun_t *run)
     wm_free(run->merges.keys);
     wm_free(run->merges.vals);
     wm_free(run->merges.parts);
+    wm_free(run->merges.sorted);
 }
 
 typedef struct qpool {
@@ -1459,6 +1503,8 @@ static int run_pass(qrun_t *run, void **out)
         qscan_t *sc = &run->scans[p];
         sc->nheld = 0;
         sc->rc = 0;
+        sc->mcur = 0;
+        sc->customers = 0;
         for (uint32_t i = 0; i < sc->nsrcs; i++) {
             qsrc_t *s = &sc->srcs[i];
             s->block = s->row = 0;
@@ -1522,6 +1568,8 @@ static int run_pass(qrun_t *run, void **out)
         }
     }
     void *acc = NULL;
+    for (uint32_t p = 0; p < run->nscans; p++)
+        atomic_fetch_add_explicit(&q->customers, run->scans[p].customers, memory_order_relaxed);
     for (uint32_t p = 0; p < run->nscans; p++) {
         qscan_t *sc = &run->scans[p];
         if (!sc->acc)
@@ -1777,6 +1825,12 @@ int wm_query_run(const wm_query_src_t *src, const char *kind, const wm_json_t *r
         rc = k->parse(q, req);
     if (rc == WM_EINVAL && !err->msg[0])
         snprintf(err->msg, sizeof err->msg, "invalid request");
+    if (!rc) {
+        q->plain_rows = !q->where.c && q->bd != QBD_PROP && q->val_prop < 0 && q->dval_prop < 0 &&
+                        q->label_from >= q->nspecs && !q->export_text;
+        for (uint32_t i = 0; i < q->nspecs; i++)
+            q->plain_rows &= !q->specs[i].where.c;
+    }
     qrun_t run = {.q = q};
     if (!rc)
         rc = open_sources(&run);
