@@ -1133,14 +1133,18 @@ static int src_user_rows(qscan_t *sc, qsrc_t *s, uint64_t u, bool held, uint64_t
             const uint32_t nev = s->nev;
             const uint64_t base = (uint64_t)s->partition << 44, bseq = (uint64_t)s->block * WM_PART_BLOCK_ROWS;
             qrow_t *out = sc->rows + sc->nrows;
+            const uint64_t *seq = b->seq;
+            /* every row is written and kept or not without a branch (the
+             * match is data-dependent, about every other row); the buffer
+             * has room for the whole run */
             for (uint32_t i = s->row; i < end; i++) {
                 uint32_t ev = code[i];
-                uint32_t mask = ev < nev ? evm[ev] : 0;
+                bool known = ev < nev;
+                uint32_t mask = known ? evm[ev] : 0;
                 int64_t t = time[i];
-                if ((!mask && !all) || t < lo || t >= hi)
-                    continue;
-                *out++ = (qrow_t){.time = t, .ord = base | (b->seq ? b->seq[i] : bseq + i), .mask = mask,
-                                  .name = ev < nev ? evn[ev] : 0, .val = NAN};
+                *out = (qrow_t){.time = t, .ord = base | (seq ? seq[i] : bseq + i), .mask = mask,
+                                .name = known ? evn[ev] : 0, .val = NAN};
+                out += (mask || all) & (t >= lo) & (t < hi);
             }
             sc->nrows = (uint32_t)(out - sc->rows);
             s->row = end;
