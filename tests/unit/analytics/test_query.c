@@ -7,6 +7,7 @@
  * compares every kind with an independent DuckDB computation.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -393,6 +394,121 @@ static void test_quantile_select(void **state)
     }
 }
 
+
+/* The funnel's chain search against the definition, on random streams:
+ * per customer, every A in the range starts a chain (sequential: each step
+ * the first row of its event after the previous step; any: each later step
+ * anywhere after the start), all within the window; the customer's level is
+ * the largest, at the earliest start reaching it. Reach per step and the
+ * median of step 2's time are compared for both orders, with plain rows
+ * and with a where that always holds (the general row path). */
+typedef struct brute_row {
+    int64_t t;
+    int ev;     /* 0..3: A..D, 4: X */
+} brute_row_t;
+
+static uint32_t brute_level(const brute_row_t *r, uint32_t n, int64_t lo, int64_t hi, int64_t w, bool any,
+                            int64_t *d2)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (r[i].ev != 0 || r[i].t < lo || r[i].t >= hi)
+            continue;
+        uint32_t lvl = 1;
+        int64_t t1 = -1;
+        if (any) {
+            bool found[4] = {true, false, false, false};
+            for (uint32_t j = i + 1; j < n && r[j].t - r[i].t <= w; j++)
+                if (r[j].ev >= 1 && r[j].ev <= 3 && !found[r[j].ev]) {
+                    found[r[j].ev] = true;
+                    if (r[j].ev == 1)
+                        t1 = r[j].t;
+                }
+            while (lvl < 4 && found[lvl])
+                lvl++;
+        } else {
+            for (uint32_t j = i + 1; j < n && lvl < 4 && r[j].t - r[i].t <= w; j++)
+                if (r[j].ev == (int)lvl) {
+                    if (lvl == 1)
+                        t1 = r[j].t;
+                    lvl++;
+                }
+        }
+        if (lvl > best) {
+            best = lvl;
+            *d2 = lvl >= 2 ? t1 - r[i].t : 0;
+        }
+    }
+    return best;
+}
+
+static int cmp_i64v(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_funnel_against_definition(void **state)
+{
+    fx_t *f = *state;
+    enum { USERS = 300, MAXN = 60 };
+    static brute_row_t rows[USERS][MAXN];
+    uint32_t nrows[USERS];
+    const char *names[] = {"A", "B", "C", "D", "X"};
+    uint64_t seed = 88172645463325252ull;
+    for (uint32_t u = 0; u < USERS; u++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        uint32_t n = 1 + (uint32_t)(seed % MAXN);
+        int64_t t = T0 - 2 * DAY + (int64_t)(seed >> 20) % DAY;
+        for (uint32_t i = 0; i < n; i++) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            /* gaps from a minute to two days; A most often, X as noise */
+            t += MIN + (int64_t)(seed % (uint64_t)(2 * DAY / (1 + seed % 7)));
+            int ev = (int)((seed >> 32) % 8);
+            rows[u][i] = (brute_row_t){t, ev >= 4 ? (ev == 7 ? 4 : 0) : ev};
+        }
+        nrows[u] = n;
+        for (uint32_t i = 0; i < n; i++)
+            event(f, u % 2, 1000 + u, rows[u][i].t, names[rows[u][i].ev], "{\"k\":1}");
+    }
+    sync_all(f);
+    compact_all(f);
+    const int64_t lo = T0, hi = T0 + 20 * DAY, w = 3 * DAY;
+    for (int order = 0; order < 2; order++)
+        for (int where = 0; where < 2; where++) {
+            uint64_t reach[5] = {0};
+            static int64_t d2[USERS];
+            uint32_t nd = 0;
+            for (uint32_t u = 0; u < USERS; u++) {
+                int64_t d = 0;
+                uint32_t lvl = brute_level(rows[u], nrows[u], lo, hi, w, order == 1, &d);
+                for (uint32_t k = 1; k <= lvl; k++)
+                    reach[k]++;
+                if (lvl >= 2)
+                    d2[nd++] = d;
+            }
+            qsort(d2, nd, sizeof *d2, cmp_i64v);
+            char req[512];
+            snprintf(req, sizeof req,
+                     "{\"from\":\"2026-10-01\",\"to\":\"2026-10-20\",\"window\":\"3d\",\"order\":\"%s\","
+                     "\"steps\":[{\"event\":\"A\"%s},{\"event\":\"B\"},{\"event\":\"C\"},{\"event\":\"D\"}]}",
+                     order ? "any" : "sequential", where ? ",\"where\":{\"prop\":\"k\",\"op\":\"=\",\"value\":1}" : "");
+            const char *a = answer(f, "funnel", req);
+            for (uint32_t k = 1; k <= 4; k++) {
+                char want[64];
+                snprintf(want, sizeof want, "{\"step\":%u,\"name\":\"%s\",\"users\":%" PRIu64 ",", k, names[k - 1],
+                         reach[k]);
+                if (!strstr(a, want))
+                    fail_msg("order %d where %d: want %s in %s", order, where, want, a);
+            }
+            assert_true(reach[4] > 0 && reach[1] > reach[4]);   /* the streams exercise every level */
+            char med[64];
+            snprintf(med, sizeof med, "\"median_ms\":%" PRId64 ",", d2[(nd - 1) / 2]);
+            if (!strstr(a, med))
+                fail_msg("order %d where %d: want %s in %s", order, where, med, a);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_name_the_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_funnel_against_definition, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
