@@ -243,7 +243,7 @@ int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out)
     if ((rc = wm__areg_open(e->catalog, &e->areg)))
         goto fail;
     pthread_mutex_init(&e->rec_mu, NULL);
-    wm_identity_opts_t io = {.dir = opts->data_dir, .nosync = true};
+    wm_identity_opts_t io = {.dir = opts->data_dir, .nosync = true, .cache_entries = opts->identity_cache};
     if ((rc = wm_identity_open(&io, &e->identity)))
         goto fail;
 
