@@ -544,6 +544,7 @@ static int prebuild_payload(const wm_record_t *r, uint64_t dedup, wm_buf_t *scra
     wm_payload_hdr_t h = {
         .kind = WM_PAYLOAD_RECORD,
         .rec_type = (uint8_t)r->type,
+        .flags = r->event && !wm__aud_rec_candidate(r->event) ? WM_PFLAG_NO_REC : 0,
         .time_ms = r->time_ms,
         .dedup = dedup,
     };
@@ -568,7 +569,7 @@ static int route_record(route_state_t *rs, const wm_record_t *r, const wm_id_res
             return rc;
     }
     wm_payload_hdr_t *h = (wm_payload_hdr_t *)(void *)payload;
-    h->flags = (uint8_t)((idr->created ? WM_PFLAG_USER_CREATED : 0) |
+    h->flags = (uint8_t)((h->flags & WM_PFLAG_NO_REC) | (idr->created ? WM_PFLAG_USER_CREATED : 0) |
                          (r->event && !strcmp(r->event, "Unsubscribe") ? WM_PFLAG_CONSENT : 0));
     h->user_id = idr->user_id;
     uint32_t part = is_item(r) ? item_part(e, r) : user_part(e, idr->user_id);

@@ -661,7 +661,7 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
         char nbuf[256];
         const char *name = NULL;
         bool aud = wm__aud_active(ac->p->aud);
-        bool fund = memmem(json, jlen, "\"fund_code\"", 11) != NULL;
+        bool fund = !(h.flags & WM_PFLAG_NO_REC) && memmem(json, jlen, "\"fund_code\"", 11) != NULL;
         if (aud || fund)
             name = wm__aud_raw_event_name(json, jlen, nbuf, sizeof nbuf);
         if (((aud && wm__aud_event_wanted(ac->p->aud, name)) || (fund && wm__aud_rec_candidate(name))) &&
