@@ -47,7 +47,7 @@ typedef struct wm_identity_opts {
                                    the file becomes a sparse map_bytes file and a stray write
                                    through a bad pointer could reach the index. Default off. */
     uint32_t cache_entries;     /* resolution caches up to this many identity -> user
-                                   entries in memory (~70 bytes each; 0 = none): a known
+                                   entries in memory (about 100 bytes each; 0 = none): a known
                                    identity then costs no B-tree get */
 } wm_identity_opts_t;
 
