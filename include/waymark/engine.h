@@ -35,6 +35,8 @@ typedef struct wm_engine_opts {
                                      * that compact or only read) */
     bool no_timers;                 /* journey timers are not fired (offline commands
                                      * that only read: query, export, compact) */
+    uint32_t identity_cache;        /* identities cached by resolution (0: none;
+                                     * bulk import: WM_IMPORT_IDENTITY_CACHE) */
 } wm_engine_opts_t;
 
 int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out);

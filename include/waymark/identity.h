@@ -46,6 +46,9 @@ typedef struct wm_identity_opts {
     bool writemap;              /* MDB_WRITEMAP: ~1.6x faster inserts (bench/identity_resolve);
                                    the file becomes a sparse map_bytes file and a stray write
                                    through a bad pointer could reach the index. Default off. */
+    uint32_t cache_entries;     /* resolution caches up to this many identity -> user
+                                   entries in memory (about 100 bytes each; 0 = none): a known
+                                   identity then costs no B-tree get */
 } wm_identity_opts_t;
 
 /* Opens (creating if needed) DIR and DIR/identity. Returns 0 and *out, or
@@ -71,6 +74,9 @@ void wm_identity_close(wm_identity_t *id);
  */
 int wm_identity_resolve_batch(wm_identity_t *id, const wm_record_t *recs, uint32_t n,
                               wm_id_result_t *results, wm_rec_error_t *errs);
+
+/* The resolution cache's lookups that hit and missed so far, and its entries now. */
+void wm_identity_cache_stats(wm_identity_t *id, uint64_t *hits, uint64_t *misses, uint32_t *entries);
 
 /* Makes committed resolutions durable (fsync of the LMDB env). */
 int wm_identity_sync(wm_identity_t *id);

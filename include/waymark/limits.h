@@ -157,6 +157,10 @@
 /* Lines per import chunk (one submit) and its byte bound. */
 #define WM_IMPORT_CHUNK_LINES 8192
 #define WM_IMPORT_CHUNK_BYTES_MAX (16u << 20)
+/* Identity -> user entries the offline import keeps in memory (about 100
+ * bytes each; emptied and refilled when full): a known user's records
+ * then resolve without B-tree gets. */
+#define WM_IMPORT_IDENTITY_CACHE (4u << 20)
 /* Rows read to decide a CSV column's type. */
 #define WM_CSV_SAMPLE_ROWS 1000
 

@@ -892,6 +892,7 @@ int wm_cli_import(int argc, char **argv)
         /* a bulk load: the server (or `waymark compact`) makes the parts after */
         wm_engine_opts_t eo = {.data_dir = o.data_dir, .fsync_mode = o.fsync_mode,
                                .partitions = o.partitions, .no_compactor = true,
+                               .identity_cache = WM_IMPORT_IDENTITY_CACHE,
                                .admin_key = getenv("WAYMARK_ADMIN_KEY")};
         int rc = wm_engine_open(&eo, &engine);
         if (rc) {

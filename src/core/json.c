@@ -29,7 +29,7 @@ typedef struct parser {
     int depth;
 } parser_t;
 
-static int fail(parser_t *ps, const char *at, const char *msg)
+__attribute__((cold)) static int fail(parser_t *ps, const char *at, const char *msg)
 {
     if (ps->err) {
         ps->err->offset = (size_t)(at - ps->start);
@@ -42,6 +42,9 @@ static int fail(parser_t *ps, const char *at, const char *msg)
 static inline void skip_ws(parser_t *ps)
 {
     const char *p = ps->p;
+    /* compact input has no whitespace between tokens: one test for that */
+    if (p < ps->end && (unsigned char)*p > ' ')
+        return;
     while (p < ps->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     ps->p = p;
@@ -231,8 +234,10 @@ static size_t unescape_u(const unsigned char *s, const unsigned char *q, char **
 /* Second pass for strings with escapes: s..q is the raw body (already
  * validated as UTF-8), unescaped in place into dst == s (escapes never grow,
  * so the write position never passes the read position). */
-static int unescape(parser_t *ps, const unsigned char *s, const unsigned char *q, char *dst,
-                    uint32_t *len_out)
+/* Out of line: keeps parse_string's fast path small (escapes are rare). */
+__attribute__((noinline, cold)) static int unescape(parser_t *ps, const unsigned char *s,
+                                                    const unsigned char *q, char *dst,
+                                                    uint32_t *len_out)
 {
     char *d = dst;
     while (s < q) {

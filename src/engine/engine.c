@@ -243,7 +243,7 @@ int wm_engine_open(const wm_engine_opts_t *opts, wm_engine_t **out)
     if ((rc = wm__areg_open(e->catalog, &e->areg)))
         goto fail;
     pthread_mutex_init(&e->rec_mu, NULL);
-    wm_identity_opts_t io = {.dir = opts->data_dir, .nosync = true};
+    wm_identity_opts_t io = {.dir = opts->data_dir, .nosync = true, .cache_entries = opts->identity_cache};
     if ((rc = wm_identity_open(&io, &e->identity)))
         goto fail;
 
@@ -437,15 +437,31 @@ static bool time_in_window(const wm_record_t *r, int64_t engine_now)
            r->time_ms >= r->receive_time_ms - TIME_BEHIND_MAX_MS;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void check_records(wm_engine_t *e, wm_batch_t *b, const wm_submit_opts_t *o,
                           wm_submit_result_t *res)
 {
+    /* a batch's records mostly name one project with one token: a pair that
+     * passed is not looked up again (one catalog lock per record before) */
+    const char *ok_project = NULL, *ok_token = NULL;
+    bool have_ok = false;
     for (uint32_t i = 0; i < b->n; i++) {
         wm_record_t *r = &b->records[i];
         wm_rec_error_t *err = &b->errors[i];
         if (!err->code) {
             const char *project = r->project ? r->project : "default";
-            int rc = wm__catalog_check_token(e->catalog, project, r->token);
+            int rc = have_ok && same_str(project, ok_project) && same_str(r->token, ok_token)
+                         ? 0
+                         : wm__catalog_check_token(e->catalog, project, r->token);
+            if (!rc) {
+                ok_project = project;
+                ok_token = r->token;
+                have_ok = true;
+            }
             if (rc == WM_ENOTFOUND)
                 set_err(err, "unknown_project", "project",
                         "project '%s' does not exist; create it first", project);
@@ -535,27 +551,33 @@ static int route_merge(route_state_t *rs, const wm_record_t *r, const wm_id_merg
     return job_add(&rs->jobs[user_part(e, m->into_user)], p, len);
 }
 
-/* Serialises a record into a log payload with a placeholder header; the
- * header is completed under the route lock once the user is known. Done
- * outside the lock so that concurrent submitters serialise in parallel. */
-static int prebuild_payload(const wm_record_t *r, uint64_t dedup, wm_buf_t *scratch,
-                            unsigned char **out, uint32_t *len)
+/* Serialises a record into a log payload with a placeholder header,
+ * appended to the batch's block at an 8-byte boundary; *off is where it
+ * starts. The header is completed under the route lock once the user is
+ * known. Done outside the lock so that concurrent submitters serialise in
+ * parallel. */
+static int prebuild_payload(const wm_record_t *r, uint64_t dedup, wm_buf_t *blk, size_t *off,
+                            uint32_t *len)
 {
     wm_payload_hdr_t h = {
         .kind = WM_PAYLOAD_RECORD,
         .rec_type = (uint8_t)r->type,
+        .flags = r->event && !wm__aud_rec_candidate(r->event) ? WM_PFLAG_NO_REC : 0,
         .time_ms = r->time_ms,
         .dedup = dedup,
     };
     /* the ingest token was checked already; it is not kept with the data */
     wm_record_t copy = *r;
     copy.token = NULL;
-    wm_buf_reset(scratch);
-    wm_record_to_json(&copy, scratch);
-    if (scratch->err)
-        return scratch->err;
-    *out = build_payload(&h, scratch->data, scratch->len, len);
-    return *out ? 0 : WM_ENOMEM;
+    static const unsigned char pad[8];
+    wm_buf_append(blk, pad, (8 - (blk->len & 7)) & 7);
+    *off = blk->len;
+    wm_buf_append(blk, &h, sizeof h);
+    wm_record_to_json(&copy, blk);
+    if (blk->err)
+        return blk->err;
+    *len = (uint32_t)(blk->len - *off);
+    return 0;
 }
 
 static int route_record(route_state_t *rs, const wm_record_t *r, const wm_id_result_t *idr,
@@ -568,7 +590,7 @@ static int route_record(route_state_t *rs, const wm_record_t *r, const wm_id_res
             return rc;
     }
     wm_payload_hdr_t *h = (wm_payload_hdr_t *)(void *)payload;
-    h->flags = (uint8_t)((idr->created ? WM_PFLAG_USER_CREATED : 0) |
+    h->flags = (uint8_t)((h->flags & WM_PFLAG_NO_REC) | (idr->created ? WM_PFLAG_USER_CREATED : 0) |
                          (r->event && !strcmp(r->event, "Unsubscribe") ? WM_PFLAG_CONSENT : 0));
     h->user_id = idr->user_id;
     uint32_t part = is_item(r) ? item_part(e, r) : user_part(e, idr->user_id);
@@ -596,12 +618,29 @@ static int route_and_enqueue(wm_engine_t *e, wm_batch_t *b, const bool *dup, con
     job_builder_t *jobs = wm_calloc(e->n_parts, sizeof *jobs);
     unsigned char **payloads = wm_calloc(n, sizeof *payloads);
     uint32_t *lens = wm_calloc(n, sizeof *lens);
+    size_t *offs = wm_calloc(n, sizeof *offs);
+    wm_payload_block_t *block = wm_calloc(1, sizeof *block);
     route_state_t rs = {.e = e, .jobs = jobs};
     wm_buf_init(&rs.json, WM_RECORD_BYTES_MAX * 2);
-    int rc = idr && jobs && payloads && lens ? 0 : WM_ENOMEM;
+    /* every payload of the batch in one allocation (no malloc and free per record) */
+    wm_buf_t blk;
+    wm_buf_init(&blk, 0);
+    int rc = idr && jobs && payloads && lens && offs && block ? 0 : WM_ENOMEM;
+    size_t est = 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        est += (b->records[i].raw ? b->records[i].raw_len : 1024) + sizeof(wm_payload_hdr_t) + 128;
+    if (!rc && wm_buf_reserve(&blk, est))
+        rc = WM_ENOMEM;
     for (uint32_t i = 0; i < b->n && !rc; i++)
         if (!dup[i] && !b->errors[i].code)
-            rc = prebuild_payload(&b->records[i], keys[i], &rs.json, &payloads[i], &lens[i]);
+            rc = prebuild_payload(&b->records[i], keys[i], &blk, &offs[i], &lens[i]);
+    if (!rc) {
+        block->data = (unsigned char *)wm_buf_steal(&blk, &block->len);
+        atomic_store(&block->refs, 1); /* ours until the jobs are enqueued */
+        for (uint32_t i = 0; i < b->n; i++)
+            if (lens[i])
+                payloads[i] = block->data + offs[i];
+    }
     if (o && o->order_cb)
         o->order_cb(o->order_ctx, 0);
     pthread_mutex_lock(&e->route_mu);
@@ -622,9 +661,13 @@ static int route_and_enqueue(wm_engine_t *e, wm_batch_t *b, const bool *dup, con
             continue;
         if ((rc = route_record(&rs, &b->records[i], &idr[i], payloads[i], lens[i])))
             break;
-        payloads[i] = NULL; /* owned by the job now */
         res->accepted++;
     }
+    for (uint32_t i = 0; jobs && i < e->n_parts; i++)
+        if (jobs[i].job && block && block->data) {
+            jobs[i].job->block = block;
+            atomic_fetch_add(&block->refs, 1);
+        }
     if (!rc) {
         for (uint32_t i = 0; i < e->n_parts; i++) {
             if (!jobs[i].job)
@@ -640,9 +683,13 @@ static int route_and_enqueue(wm_engine_t *e, wm_batch_t *b, const bool *dup, con
         o->order_cb(o->order_ctx, 1);
     for (uint32_t i = 0; jobs && i < e->n_parts; i++)
         wm__job_free(jobs[i].job);
-    for (uint32_t i = 0; payloads && i < b->n; i++)
-        wm_free(payloads[i]);
+    if (block && block->data)
+        wm__block_unref(block);
+    else
+        wm_free(block);
+    wm_buf_release(&blk);
     wm_free(payloads);
+    wm_free(offs);
     wm_free(lens);
     wm_free(jobs);
     wm_free(idr);

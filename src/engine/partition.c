@@ -261,12 +261,26 @@ fail:
     return rc;
 }
 
+void wm__block_unref(wm_payload_block_t *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+        wm_free(b->data);
+        wm_free(b);
+    }
+}
+
 void wm__job_free(wm_job_t *job)
 {
     if (!job)
         return;
-    for (uint32_t i = 0; i < job->n; i++)
-        wm_free(job->payloads[i]);
+    uintptr_t lo = job->block ? (uintptr_t)job->block->data : 0;
+    uintptr_t hi = lo ? lo + job->block->len : 0;
+    for (uint32_t i = 0; i < job->n; i++) {
+        uintptr_t a = (uintptr_t)job->payloads[i];
+        if (!lo || a < lo || a >= hi)
+            wm_free(job->payloads[i]);
+    }
+    wm__block_unref(job->block);
     wm_free(job->payloads);
     wm_free(job->lens);
     wm_free(job);
@@ -661,7 +675,7 @@ static int apply_one(apply_ctx_t *ac, const unsigned char *payload, uint32_t len
         char nbuf[256];
         const char *name = NULL;
         bool aud = wm__aud_active(ac->p->aud);
-        bool fund = memmem(json, jlen, "\"fund_code\"", 11) != NULL;
+        bool fund = !(h.flags & WM_PFLAG_NO_REC) && memmem(json, jlen, "\"fund_code\"", 11) != NULL;
         if (aud || fund)
             name = wm__aud_raw_event_name(json, jlen, nbuf, sizeof nbuf);
         if (((aud && wm__aud_event_wanted(ac->p->aud, name)) || (fund && wm__aud_rec_candidate(name))) &&

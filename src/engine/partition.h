@@ -27,13 +27,25 @@ typedef struct wm_waiter {
     int err;
 } wm_waiter_t;
 
+/* One allocation holding the record payloads of a submitted batch, shared
+ * by the batch's jobs (one per partition); freed with the last of them. */
+typedef struct wm_payload_block {
+    _Atomic uint32_t refs;
+    unsigned char *data;
+    size_t len;
+} wm_payload_block_t;
+
 typedef struct wm_job {
     struct wm_job *next;
     wm_waiter_t *waiter;        /* NULL for fire-and-forget */
     uint32_t n;
     uint32_t *lens;
-    unsigned char **payloads;   /* each wm_malloc'd; owned by the job */
+    unsigned char **payloads;   /* each wm_malloc'd and owned by the job, except
+                                 * those inside `block` */
+    wm_payload_block_t *block;  /* NULL, or a reference the job holds */
 } wm_job_t;
+
+void wm__block_unref(wm_payload_block_t *b);
 
 typedef struct wm_engine wm_engine_t;
 

@@ -39,6 +39,7 @@
 #include "waymark/bytes.h"
 #include "waymark/error.h"
 #include "waymark/limits.h"
+#include "waymark/strmap.h"
 
 /* LMDB's default maximum key size; our longest key is
  * project(100) + 1 + 8 + key(100) + 1 + value(255) = 465 bytes. */
@@ -48,10 +49,34 @@
  * bound only protects against a corrupt cycle. */
 #define REDIRECT_HOPS_MAX 64
 
+/* The writer's cache of id2user: encoded key -> owner (0 = known to be
+ * unmapped), filled by lookups and kept equal to the index by every write
+ * of id2user (map_identity, unmap_identity), so a known identity costs a
+ * hash probe instead of a B-tree get. Used only inside resolve_batch's write
+ * transaction, which LMDB's writer lock makes exclusive; an aborted
+ * transaction empties it (its entries may describe writes that never
+ * happened). Open addressing over slots; key bytes in one pool. Full
+ * (max_entries or the pool): emptied and refilled. */
+typedef struct idc_slot {
+    uint64_t hash;              /* 0 = empty */
+    uint64_t owner;
+    uint32_t off, len;          /* key bytes in pool */
+} idc_slot_t;
+
+typedef struct id_cache {
+    idc_slot_t *slots;
+    uint32_t mask;              /* slots - 1; 0 = no table yet */
+    uint32_t count, max_entries;
+    unsigned char *pool;
+    size_t pool_len, pool_cap;
+    uint64_t hits, misses;
+} id_cache_t;
+
 struct wm_identity {
     MDB_env *env;
     MDB_dbi id2user, user2id, meta, keys, merges, redirect;
     int failed; /* sticky fatal storage error (invariant: once set, never cleared) */
+    id_cache_t cache;
 };
 
 /* ---- error mapping -------------------------------------------------- */
@@ -127,6 +152,118 @@ static void kb_idkey(kbuf_t *k, const char *key, size_t klen)
 static MDB_val kb_val(kbuf_t *k)
 {
     return (MDB_val){.mv_size = k->n, .mv_data = k->b};
+}
+
+/* ---- the writer's id2user cache -------------------------------------- */
+
+#define IDC_SLOTS_MIN (1u << 12)
+#define IDC_KEY_BYTES_AVG 48u   /* pool bytes per entry before it counts as full */
+
+static void idc_clear(id_cache_t *c)
+{
+    if (c->slots)
+        memset(c->slots, 0, sizeof *c->slots * ((size_t)c->mask + 1));
+    c->count = 0;
+    c->pool_len = 0;
+}
+
+static void idc_release(id_cache_t *c)
+{
+    wm_free(c->slots);
+    wm_free(c->pool);
+    memset(c, 0, sizeof *c);
+}
+
+static uint64_t idc_hash(const kbuf_t *k)
+{
+    uint64_t h = wm_hash64(k->b, k->n, 0x1d);
+    return h ? h : 1;
+}
+
+static idc_slot_t *idc_find(id_cache_t *c, const kbuf_t *k, uint64_t h)
+{
+    for (uint32_t i = (uint32_t)h & c->mask;; i = (i + 1) & c->mask) {
+        idc_slot_t *s = &c->slots[i];
+        if (!s->hash || (s->hash == h && s->len == k->n && !memcmp(c->pool + s->off, k->b, k->n)))
+            return s;
+    }
+}
+
+/* The cached owner of k: true with *owner (0 = unmapped), false if not cached. */
+static bool idc_get(id_cache_t *c, const kbuf_t *k, uint64_t *owner)
+{
+    if (!c->mask)
+        return false;
+    idc_slot_t *s = idc_find(c, k, idc_hash(k));
+    if (!s->hash) {
+        c->misses++;
+        return false;
+    }
+    c->hits++;
+    *owner = s->owner;
+    return true;
+}
+
+/* Doubles the table (up to what max_entries needs at half load). */
+static bool idc_grow(id_cache_t *c)
+{
+    size_t n = c->mask ? ((size_t)c->mask + 1) * 2 : IDC_SLOTS_MIN;
+    idc_slot_t *slots = wm_calloc(n, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; c->mask && i <= c->mask; i++) {
+        idc_slot_t *o = &c->slots[i];
+        if (!o->hash)
+            continue;
+        size_t j = o->hash & (n - 1);
+        while (slots[j].hash)
+            j = (j + 1) & (n - 1);
+        slots[j] = *o;
+    }
+    wm_free(c->slots);
+    c->slots = slots;
+    c->mask = (uint32_t)(n - 1);
+    return true;
+}
+
+/* Records owner (0 = unmapped) for k. Never fails: without memory the
+ * entry is dropped, and the table emptied so that no stale one survives. */
+static void idc_put(id_cache_t *c, const kbuf_t *k, uint64_t owner)
+{
+    if (!c->max_entries)
+        return;
+    uint64_t h = idc_hash(k);
+    if (c->mask) {
+        idc_slot_t *s = idc_find(c, k, h);
+        if (s->hash) {
+            s->owner = owner;
+            return;
+        }
+    }
+    if (c->count >= c->max_entries ||
+        c->pool_len + k->n > (size_t)c->max_entries * IDC_KEY_BYTES_AVG)
+        idc_clear(c);
+    if ((!c->mask || (size_t)(c->count + 1) * 2 > (size_t)c->mask + 1) && !idc_grow(c)) {
+        idc_clear(c);
+        return;
+    }
+    if (c->pool_len + k->n > c->pool_cap) {
+        size_t cap = c->pool_cap ? c->pool_cap * 2 : 64 * 1024;
+        while (cap < c->pool_len + k->n)
+            cap *= 2;
+        unsigned char *p = wm_realloc(c->pool, cap);
+        if (!p) {
+            idc_clear(c);
+            return;
+        }
+        c->pool = p;
+        c->pool_cap = cap;
+    }
+    idc_slot_t *s = idc_find(c, k, h);
+    memcpy(c->pool + c->pool_len, k->b, k->n);
+    *s = (idc_slot_t){.hash = h, .owner = owner, .off = (uint32_t)c->pool_len, .len = (uint32_t)k->n};
+    c->pool_len += k->n;
+    c->count++;
 }
 
 /* ---- preset keys ----------------------------------------------------- */
@@ -259,6 +396,7 @@ int wm_identity_open(const wm_identity_opts_t *opts, wm_identity_t **out)
         wm_free(id);
         return err;
     }
+    id->cache.max_entries = opts->cache_entries;
     *out = id;
     return 0;
 }
@@ -268,6 +406,7 @@ void wm_identity_close(wm_identity_t *id)
     if (!id)
         return;
     mdb_env_close(id->env);
+    idc_release(&id->cache);
     wm_free(id);
 }
 
@@ -397,6 +536,27 @@ static int get_owner(wm_identity_t *id, MDB_txn *txn, const char *proj, size_t p
     return 0;
 }
 
+/* get_owner inside the batch's write transaction, through the cache. */
+static int get_owner_w(rtx_t *t, const char *proj, size_t plen, const char *key, size_t klen,
+                       const char *val, size_t vlen, uint64_t *user)
+{
+    kbuf_t k;
+    key_id2user(&k, proj, plen, key, klen, val, vlen);
+    if (idc_get(&t->id->cache, &k, user))
+        return 0;
+    MDB_val kv = kb_val(&k), d;
+    int rc = mdb_get(t->txn, t->id->id2user, &kv, &d);
+    *user = 0;
+    if (rc && rc != MDB_NOTFOUND)
+        return note_rc(t->id, rc);
+    if (!rc && d.mv_size != 8)
+        return t->id->failed = WM_ECORRUPT;
+    if (!rc)
+        *user = wm_get_be64(d.mv_data);
+    idc_put(&t->id->cache, &k, *user);
+    return 0;
+}
+
 /* Writes both directions of identity -> user. */
 static int map_identity(rtx_t *t, const char *proj, size_t plen, const char *key, size_t klen,
                         const char *val, size_t vlen, uint64_t user)
@@ -409,6 +569,7 @@ static int map_identity(rtx_t *t, const char *proj, size_t plen, const char *key
     int rc = mdb_put(t->txn, t->id->id2user, &kv, &d, 0);
     if (rc)
         return note_rc(t->id, rc);
+    idc_put(&t->id->cache, &k, user);
     key_user_prefix(&k, proj, plen, user);
     kb_idkey(&k, key, klen);
     kb_str(&k, val, vlen, false);
@@ -425,6 +586,7 @@ static int unmap_identity(rtx_t *t, const char *proj, size_t plen, const char *k
     int rc = mdb_del(t->txn, t->id->id2user, &kv, NULL);
     if (rc)
         return note_rc(t->id, rc);
+    idc_put(&t->id->cache, &k, 0);
     key_user_prefix(&k, proj, plen, user);
     kb_idkey(&k, key, klen);
     kb_str(&k, val, vlen, false);
@@ -582,32 +744,36 @@ static int key_defined(rtx_t *t, const rrec_t *r, const char *key, bool *ok)
     return rc == MDB_NOTFOUND ? 0 : rc ? note_rc(t->id, rc) : 0;
 }
 
+/* The field an identity's rejection names. field NULL = an identities map
+ * entry, named after its key. Only formatted for an error. */
+static void id_field(char *f, size_t len, const char *key, const char *field)
+{
+    if (field)
+        snprintf(f, len, "%s", field);
+    else
+        snprintf(f, len, "identities.%s", key);
+}
+
 /* Adds one identity, dropping exact duplicates. Returns 1 (reject) for an
  * empty or over-long value or a second, different login id. */
 static int add_id(rrec_t *r, const char *key, const char *val, const char *field,
                   wm_rec_error_t *err)
 {
     size_t vlen = strnlen(val, WM_ID_LEN_MAX + 1), klen = strlen(key);
-    /* the field is only formatted for an error: no copy on the hot path.
-     * field NULL = an identities map entry, named after its key */
-    char f[160] = "";
-    bool fails = vlen == 0 || vlen > WM_ID_LEN_MAX || r->n == IDS_MAX ||
-                 (!strcmp(key, WM_ID_KEY_LOGIN) && r->login >= 0);
-    if (fails && field)
-        snprintf(f, sizeof f, "%s", field);
-    else if (fails)
-        snprintf(f, sizeof f, "identities.%s", key);
+    char f[160];
     if (vlen == 0 || vlen > WM_ID_LEN_MAX) {
+        id_field(f, sizeof f, key, field);
         reject(err, "invalid_identity", f, "identity value must be 1..255 bytes");
         return 1;
     }
-    bool login = strcmp(key, WM_ID_KEY_LOGIN) == 0;
+    bool login = klen == sizeof WM_ID_KEY_LOGIN - 1 && memcmp(key, WM_ID_KEY_LOGIN, klen) == 0;
     for (uint32_t i = 0; i < r->n; i++) {
         if (r->ids[i].klen == klen && !memcmp(r->ids[i].key, key, klen) &&
             r->ids[i].vlen == vlen && !memcmp(r->ids[i].value, val, vlen))
             return 0;
     }
     if (login && r->login >= 0) {
+        id_field(f, sizeof f, key, field);
         reject(err, "conflicting_login_id", f, "a record may carry one login id only");
         return 1;
     }
@@ -658,8 +824,8 @@ static int known_login(rtx_t *t, const rrec_t *r, const char *distinct_id, bool 
 {
     uint64_t owner = 0;
     size_t klen = sizeof WM_ID_KEY_LOGIN - 1;
-    int e = get_owner(t->id, t->txn, r->project, r->plen, WM_ID_KEY_LOGIN, klen, distinct_id,
-                      strlen(distinct_id), &owner);
+    int e = get_owner_w(t, r->project, r->plen, WM_ID_KEY_LOGIN, klen, distinct_id,
+                        strlen(distinct_id), &owner);
     *is_login = owner != 0;
     return e;
 }
@@ -717,8 +883,8 @@ static int load_owners(rtx_t *t, rrec_t *r)
 {
     for (uint32_t i = 0; i < r->n; i++) {
         rid_t *d = &r->ids[i];
-        int e = get_owner(t->id, t->txn, r->project, r->plen, d->key, d->klen, d->value, d->vlen,
-                          &d->owner);
+        int e = get_owner_w(t, r->project, r->plen, d->key, d->klen, d->value, d->vlen,
+                            &d->owner);
         if (e)
             return e;
     }
@@ -941,10 +1107,21 @@ int wm_identity_resolve_batch(wm_identity_t *id, const wm_record_t *recs, uint32
     if (!e)
         e = flush_counters(&t);
     if (e) {
+        idc_clear(&id->cache); /* it may hold writes of this transaction */
         mdb_txn_abort(t.txn);
         return e;
     }
-    return note_rc(id, mdb_txn_commit(t.txn));
+    rc = mdb_txn_commit(t.txn);
+    if (rc)
+        idc_clear(&id->cache);
+    return note_rc(id, rc);
+}
+
+void wm_identity_cache_stats(wm_identity_t *id, uint64_t *hits, uint64_t *misses, uint32_t *entries)
+{
+    *hits = id->cache.hits;
+    *misses = id->cache.misses;
+    *entries = id->cache.count;
 }
 
 /* ---- read side ---------------------------------------------------------- */

@@ -490,6 +490,47 @@ static bool scan_preset(const wm_json_t *c, props_scan_t *ps)
     return true;
 }
 
+/* Property names that passed the name rules, per thread: a record's names
+ * mostly repeat the last records', and one exact comparison replaces the
+ * character check and the reserved-word search. Direct-mapped by length and
+ * first bytes; names longer than the slot are always checked in full. A name
+ * is only ever stored after passing, and found only when equal byte for byte. */
+#define NAME_OK_SLOTS 1024
+#define NAME_OK_LEN 31
+typedef struct name_ok {
+    unsigned char len;          /* 0 = empty */
+    char name[NAME_OK_LEN];
+} name_ok_t;
+static _Thread_local name_ok_t name_ok_cache[NAME_OK_SLOTS];
+
+static name_ok_t *name_ok_slot(const char *key, size_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, key, n < 8 ? n : 8);
+    w ^= (uint64_t)n << 56;
+    if (n > 8) {
+        uint64_t t = 0;
+        memcpy(&t, key + n - (n < 16 ? n - 8 : 8), n < 16 ? n - 8 : 8);
+        w ^= t * 0x9e3779b97f4a7c15ull;
+    }
+    return &name_ok_cache[(w * 0xff51afd7ed558ccdull) >> (64 - 10)];
+}
+
+/* True when key is a valid, unreserved property name. */
+static bool prop_name_ok(const char *key, size_t n)
+{
+    name_ok_t *s = n <= NAME_OK_LEN ? name_ok_slot(key, n) : NULL;
+    if (s && s->len == n && memcmp(s->name, key, n) == 0)
+        return true;
+    if (!wm_name_valid_n(key, n) || wm_name_reserved_n(key, n))
+        return false;
+    if (s) {
+        memcpy(s->name, key, n);
+        s->len = (unsigned char)n;
+    }
+    return true;
+}
+
 static int scan_properties(wm_rec_type_t t, const wm_json_t *props, props_scan_t *ps,
                            wm_rec_error_t *err)
 {
@@ -506,16 +547,17 @@ static int scan_properties(wm_rec_type_t t, const wm_json_t *props, props_scan_t
          * properties too; it is an envelope flag, checked below as a bool */
         if (c == ps->is_login)
             continue;
-        if (!wm_name_valid_n(c->key, c->key_len))
-            return rec_fail(err, WM_REC_ERR_INVALID_NAME,
-                            path2(field, sizeof field, "properties", c->key, c->key_len),
-                            "property name '%.100s' is not valid: use letters, digits, _ and $, "
-                            "not starting with a digit, at most 100 characters",
-                            c->key);
-        if (wm_name_reserved_n(c->key, c->key_len))
+        if (!prop_name_ok(c->key, c->key_len)) {
+            if (!wm_name_valid_n(c->key, c->key_len))
+                return rec_fail(err, WM_REC_ERR_INVALID_NAME,
+                                path2(field, sizeof field, "properties", c->key, c->key_len),
+                                "property name '%.100s' is not valid: use letters, digits, _ and "
+                                "$, not starting with a digit, at most 100 characters",
+                                c->key);
             return rec_fail(err, WM_REC_ERR_RESERVED_NAME,
                             path2(field, sizeof field, "properties", c->key, c->key_len),
                             "property name '%s' is reserved", c->key);
+        }
         if (check_value(t, c, err))
             return WM_EINVAL;
     }

@@ -20,6 +20,8 @@
 #define WM_PFLAG_BOOKKEEPING 0x04   /* operational event: indexed, but drives no journey */
 #define WM_PFLAG_CONSENT 0x08       /* an Unsubscribe event: the runtime sees it even with
                                      * no journey published */
+#define WM_PFLAG_NO_REC 0x10        /* the event is none the recommendations count (set when
+                                     * routed; without it the apply looks for "fund_code") */
 #define WM_PAYLOAD_COMMAND 3        /* JSON {"cmd":...} for the journey runtime */
 
 typedef struct wm_payload_hdr {

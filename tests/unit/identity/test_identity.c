@@ -27,21 +27,29 @@
 
 typedef struct fx {
     char dir[64];
+    uint32_t cache;             /* resolution cache entries (0: none) */
     wm_identity_t *id;
     wm_identity_kv_t kv[8][8]; /* identity storage for records built by helpers */
     int nkv;
 } fx_t;
 
-static int setup(void **state)
+static int setup_with(void **state, uint32_t cache)
 {
     fx_t *f = calloc(1, sizeof *f);
     strcpy(f->dir, "/tmp/wm_idtest_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    wm_identity_opts_t o = {.dir = f->dir, .map_bytes = 64u << 20, .nosync = true};
+    f->cache = cache;
+    wm_identity_opts_t o = {.dir = f->dir, .map_bytes = 64u << 20, .nosync = true,
+                            .cache_entries = cache};
     assert_int_equal(wm_identity_open(&o, &f->id), 0);
     *state = f;
     return 0;
 }
+
+static int setup(void **state) { return setup_with(state, 0); }
+/* every rule again with the resolution cache, roomy and tiny (emptied all the time) */
+static int setup_cached(void **state) { return setup_with(state, 1024); }
+static int setup_tiny(void **state) { return setup_with(state, 3); }
 
 static int teardown(void **state)
 {
@@ -57,7 +65,7 @@ static int teardown(void **state)
 static void reopen(fx_t *f)
 {
     wm_identity_close(f->id);
-    wm_identity_opts_t o = {.dir = f->dir, .map_bytes = 64u << 20};
+    wm_identity_opts_t o = {.dir = f->dir, .map_bytes = 64u << 20, .cache_entries = f->cache};
     assert_int_equal(wm_identity_open(&o, &f->id), 0);
 }
 
@@ -515,25 +523,197 @@ static void test_signup_new_pair_and_merge_audit_all(void **state)
     free((char *)m.distinct_id);
 }
 
+/* ---- the resolution cache --------------------------------------------- */
+
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return *s >> 8;
+}
+
+/* Random records over a small id space (merges, binds, unbinds, logins,
+ * rejections) resolved by an uncached and a cached env, batch by batch:
+ * every result and error must be the same, and the cache must be used. */
+static void cache_matches_uncached(uint32_t cache, uint32_t seed)
+{
+    fx_t *plain, *cached;
+    void *st;
+    setup_with(&st, 0);
+    plain = st;
+    setup_with(&st, cache);
+    cached = st;
+    enum { BATCHES = 120, PER = 16 };
+    static char vals[BATCHES * PER][4][16];
+    static wm_identity_kv_t kvs[BATCHES * PER][4];
+    uint32_t rnd = seed;
+    static const char *const keys[] = {LOGIN, COOKIE, MOBILE, ANON};
+    for (int b = 0; b < BATCHES; b++) {
+        wm_record_t recs[PER];
+        for (int i = 0; i < PER; i++) {
+            int n = b * PER + i;
+            for (int j = 0; j < 4; j++)
+                snprintf(vals[n][j], sizeof vals[n][j], "%c%u", "lcma"[j], lcg(&rnd) % 12);
+            uint32_t kind = lcg(&rnd) % 10;
+            if (kind < 3) { /* IDM 2 browse, maybe logged in */
+                recs[i] = idm2(WM_REC_TRACK, vals[n][kind == 0 ? 0 : 3], kind == 0, NULL,
+                               kind == 2 ? vals[n][3] : NULL);
+                if (kind == 2)
+                    recs[i].distinct_id = vals[n][1];
+            } else if (kind == 3) {
+                recs[i] = signup(vals[n][0], vals[n][3]);
+            } else { /* IDM 3: 1-3 identities, bind or unbind now and then */
+                uint32_t k = 1 + lcg(&rnd) % 3, first = lcg(&rnd) % 4;
+                for (uint32_t j = 0; j < k; j++) {
+                    uint32_t kk = (first + j) % 4;
+                    kvs[n][j] = (wm_identity_kv_t){keys[kk], vals[n][kk]};
+                }
+                wm_rec_type_t t = kind == 8 ? WM_REC_TRACK_ID_BIND
+                                  : kind == 9 ? WM_REC_TRACK_ID_UNBIND : WM_REC_TRACK;
+                recs[i] = (wm_record_t){.type = t, .event = "x", .distinct_id = kvs[n][0].value,
+                                        .project = "default", .time_ms = 1700000000000,
+                                        .identities = kvs[n], .n_identities = k};
+            }
+        }
+        wm_id_result_t r1[PER], r2[PER];
+        wm_rec_error_t e1[PER], e2[PER];
+        memset(e1, 0, sizeof e1);
+        memset(e2, 0, sizeof e2);
+        assert_int_equal(wm_identity_resolve_batch(plain->id, recs, PER, r1, e1), 0);
+        assert_int_equal(wm_identity_resolve_batch(cached->id, recs, PER, r2, e2), 0);
+        for (int i = 0; i < PER; i++) {
+            assert_int_equal(r1[i].user_id, r2[i].user_id);
+            assert_int_equal(r1[i].created, r2[i].created);
+            assert_int_equal(r1[i].n_merges, r2[i].n_merges);
+            for (uint32_t m = 0; m < r1[i].n_merges; m++) {
+                assert_int_equal(r1[i].merges[m].from_user, r2[i].merges[m].from_user);
+                assert_int_equal(r1[i].merges[m].into_user, r2[i].merges[m].into_user);
+            }
+            assert_true((e1[i].code == NULL) == (e2[i].code == NULL));
+            if (e1[i].code) {
+                assert_string_equal(e1[i].code, e2[i].code);
+                assert_string_equal(e1[i].field, e2[i].field);
+            }
+        }
+    }
+    /* and the stored index is the same */
+    for (uint32_t v = 0; v < 12; v++)
+        for (int j = 0; j < 4; j++) {
+            char val[16];
+            snprintf(val, sizeof val, "%c%u", "lcma"[j], v);
+            assert_int_equal(owner(plain, keys[j], val), owner(cached, keys[j], val));
+        }
+    uint64_t hits, misses;
+    uint32_t entries;
+    wm_identity_cache_stats(cached->id, &hits, &misses, &entries);
+    assert_true(hits > 0);
+    assert_true(entries <= cache);
+    if (cache >= 1024)
+        assert_true(hits > misses); /* 48 identities, thousands of lookups */
+    wm_identity_cache_stats(plain->id, &hits, &misses, &entries);
+    assert_int_equal(hits + entries, 0);
+    st = plain;
+    teardown(&st);
+    st = cached;
+    teardown(&st);
+}
+
+static void test_cache_matches_uncached(void **state)
+{
+    (void)state;
+    for (uint32_t seed = 1; seed <= 6; seed++) {
+        cache_matches_uncached(1024, seed);
+        cache_matches_uncached(5, seed);
+    }
+}
+
+/* A batch that fails after writing (map full) is aborted: what it cached
+ * must go with it, or a later record would be routed to a binding that
+ * was never stored. */
+static void test_cache_emptied_by_aborted_batch(void **state)
+{
+    (void)state;
+    char dir[64];
+    strcpy(dir, "/tmp/wm_idtest_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    wm_identity_t *id;
+    wm_identity_opts_t o = {.dir = dir, .map_bytes = 1u << 20, .nosync = true,
+                            .cache_entries = 1u << 16};
+    assert_int_equal(wm_identity_open(&o, &id), 0);
+    wm_identity_kv_t a[1] = {{COOKIE, "c-a"}};
+    wm_record_t r = {.type = WM_REC_TRACK, .event = "x", .distinct_id = "c-a",
+                     .project = "default", .time_ms = 1700000000000, .identities = a,
+                     .n_identities = 1};
+    wm_id_result_t res;
+    wm_rec_error_t err = {0};
+    assert_int_equal(wm_identity_resolve_batch(id, &r, 1, &res, &err), 0);
+    assert_int_equal(res.user_id, 1);
+
+    enum { N = 40000 };
+    wm_record_t *recs = calloc(N, sizeof *recs);
+    wm_identity_kv_t(*kv)[2] = calloc(N, sizeof *kv);
+    char(*vals)[24] = calloc(N, sizeof *vals);
+    kv[0][0] = (wm_identity_kv_t){COOKIE, "c-a"};
+    kv[0][1] = (wm_identity_kv_t){MOBILE, "m-bound"}; /* bound to user 1, then lost */
+    recs[0] = (wm_record_t){.type = WM_REC_TRACK_ID_BIND, .event = "x", .distinct_id = "c-a",
+                            .project = "default", .time_ms = 1700000000000, .identities = kv[0],
+                            .n_identities = 2};
+    for (int i = 1; i < N; i++) {
+        snprintf(vals[i], sizeof vals[i], "fill-%08d-xxxxxxxx", i);
+        kv[i][0] = (wm_identity_kv_t){COOKIE, vals[i]};
+        recs[i] = (wm_record_t){.type = WM_REC_TRACK, .event = "x", .distinct_id = vals[i],
+                                .project = "default", .time_ms = 1700000000000,
+                                .identities = kv[i], .n_identities = 1};
+    }
+    wm_id_result_t *rs = calloc(N, sizeof *rs);
+    wm_rec_error_t *es = calloc(N, sizeof *es);
+    assert_int_equal(wm_identity_resolve_batch(id, recs, N, rs, es), WM_ELIMIT);
+    uint64_t u = 0;
+    assert_int_equal(wm_identity_lookup(id, "default", MOBILE, "m-bound", &u), WM_ENOTFOUND);
+    /* the lost binding does not resolve from memory: the mobile is a new user */
+    wm_identity_kv_t m[1] = {{MOBILE, "m-bound"}};
+    r.identities = m;
+    r.distinct_id = "m-bound";
+    memset(&err, 0, sizeof err);
+    assert_int_equal(wm_identity_resolve_batch(id, &r, 1, &res, &err), 0);
+    assert_int_equal(res.user_id, 2);
+    assert_true(res.created);
+    wm_identity_close(id);
+    free(recs);
+    free(kv);
+    free(vals);
+    free(rs);
+    free(es);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
+#define RULES(setup_fn) \
+        cmocka_unit_test_setup_teardown(test_new_and_known_users, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_login_id_equal_to_distinct_is_login, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_bare_distinct_id_of_known_login, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_implicit_bind, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_signup_attaches_login_without_merge, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_anonymous_browse_then_signup_merges, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_two_devices_merge_into_one_login, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_login_owned_by_one_user, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_bind_unions_and_rejects_two_logins, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_unbind_then_rebind_elsewhere, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_unknown_key_rejected, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_projects_are_separate, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_batch_sees_earlier_records, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_reopen_persists, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_lookup_distinct, setup_fn, teardown), \
+        cmocka_unit_test_setup_teardown(test_signup_new_pair_and_merge_audit_all, setup_fn, teardown),
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_new_and_known_users, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_login_id_equal_to_distinct_is_login, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bare_distinct_id_of_known_login, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_implicit_bind, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_signup_attaches_login_without_merge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_anonymous_browse_then_signup_merges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_devices_merge_into_one_login, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_login_owned_by_one_user, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bind_unions_and_rejects_two_logins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unbind_then_rebind_elsewhere, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_key_rejected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_projects_are_separate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_sees_earlier_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lookup_distinct, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_signup_new_pair_and_merge_audit_all, setup, teardown),
+        RULES(setup)
+        RULES(setup_cached)
+        RULES(setup_tiny)
+        cmocka_unit_test(test_cache_matches_uncached),
+        cmocka_unit_test(test_cache_emptied_by_aborted_batch),
     };
+#undef RULES
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,6 +296,51 @@ static void test_invalid(void **state)
     }
 }
 
+/* The per-thread cache of names that passed: a name that shares a slot (same
+ * length, same leading and trailing bytes) with a cached good one is still
+ * checked in full, and a rejected name is never remembered as good. The
+ * names that collide on purpose differ only in the middle. */
+static void test_name_cache_is_exact(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *code;
+    } seq[] = {
+        {"distinct_ix", NULL},         {"distinct_id", "reserved_name"}, /* same first 8 bytes, length */
+        {"distinct_ix", NULL},         {"distinct_id", "reserved_name"},
+        {"Date", "reserved_name"},     {"Date", "reserved_name"},
+        {"datex", NULL},               {"fund code", "invalid_name"},
+        {"fund code", "invalid_name"}, {"fund_code", NULL},
+        {"fund_code", NULL},           {"event_idx_long_name_12345", NULL},
+        {"event_idx_long_name_1234$", NULL}, {"event_idx_long_name_1234-", "invalid_name"},
+        /* longer names are slotted by their first and last 8 bytes only */
+        {"event_idx_lo-g_name_12345", "invalid_name"},
+        {"user_groXpings_of_a_customer", NULL},
+        {"user_groupings_of_a_customer", "reserved_name"},
+        {"user_groupings_of_a_customer", "reserved_name"},
+    };
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+            char json[256];
+            snprintf(json, sizeof json,
+                     "{\"type\":\"track\",\"event\":\"A\",\"distinct_id\":\"d\",\"properties\":{\"%s\":1}}",
+                     seq[i].name);
+            wm_record_t r;
+            wm_rec_error_t err;
+            int rc = decode(json, &r, &err);
+            if (!seq[i].code) {
+                if (rc != 0)
+                    fail_msg("%s: rejected (%s)", seq[i].name, err.code ? err.code : "?");
+                continue;
+            }
+            char field[160];
+            snprintf(field, sizeof field, "properties.%s", seq[i].name);
+            if (rc != WM_EINVAL || !err.code || strcmp(err.code, seq[i].code) || strcmp(err.field, field))
+                fail_msg("%s: rc=%d code=%s (want %s)", seq[i].name, rc, err.code ? err.code : "(null)",
+                         seq[i].code);
+        }
+}
+
 static void test_too_many(void **state)
 {
     (void)state;
@@ -391,6 +436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signup_bind_unbind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profiles_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_cache_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many, setup, teardown),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_datetime),
