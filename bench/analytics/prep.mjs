@@ -27,12 +27,11 @@ if (!src || !out) {
 const q = (s) => `'${s.replaceAll("'", "''")}'`;
 // A database file under OUTDIR, not :memory:: at the 100m scale the rows (~19 GB in memory)
 // must be able to leave memory; run.sh removes OUTDIR, the file is removed at the end here.
-// PREP_MEMORY_LIMIT (run.sh: 16GB at the 100m scale, where 8GB ran out) caps DuckDB's memory.
 const fs = await import('node:fs');
 const dbfile = out + '/prep.duckdb';
 fs.rmSync(dbfile, { force: true });
 const db = await DuckDBInstance.create(dbfile, { threads: '2', temp_directory: out + '/prep.tmp',
-                                                memory_limit: process.env.PREP_MEMORY_LIMIT || '8GB' });
+                                                memory_limit: '8GB' });
 const c = await db.connect();
 const t0 = performance.now();
 await c.run(`CREATE TABLE raw AS

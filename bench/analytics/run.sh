@@ -54,7 +54,7 @@ GEN_SEED=7
 case "$SCALE" in
     small) USERS=30000 ;;
     10m) USERS=304000 ;;
-    100m) USERS=3040000; export PREP_MEMORY_LIMIT=${PREP_MEMORY_LIMIT:-16GB} ;;
+    100m) USERS=3040000 ;;
     *) echo "bench/analytics/run.sh: BENCH_ANALYTICS_SCALE must be small, 10m or 100m" >&2; exit 2 ;;
 esac
 case "$WM_INPUT" in
