@@ -19,7 +19,10 @@ export function Empty({ children }: { children?: ReactNode }) {
 
 export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
   const { t } = useI18n();
-  const message = error instanceof Error ? error.message : String(error);
+  // the server's message, with the member it names (the query error's path)
+  const field = (error as { field?: string } | null)?.field;
+  const text = error instanceof Error ? error.message : String(error);
+  const message = field && !text.startsWith(field) ? `${field}: ${text}` : text;
   return (
     <div className="state state-error" role="alert">
       <span>{t("state.error", { message })}</span>

@@ -1,0 +1,166 @@
+// The console in headless Chromium (Debian's /usr/bin/chromium through
+// playwright-core) against a real `waymark serve`: first load, sign-in, the
+// journey list, the canvas (drag a node on, see the server's validation on
+// it, save the draft and read it back from the API), the analytics charts
+// against the API's numbers, the language switch. Screenshots go to
+// build/console-e2e/.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { ADMIN_KEY, ROOT, loadExamples, sendEvents, startServer } from "./server.mjs";
+
+const SHOTS = join(ROOT, process.env.BUILD || "build", "console-e2e");
+mkdirSync(SHOTS, { recursive: true });
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+let srv, browser, page, published;
+
+before(async () => {
+  srv = await startServer();
+  published = await loadExamples(srv);
+  await sendEvents(srv, 40);
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: "zh-CN" });
+  page = await ctx.newPage();
+  page.setDefaultTimeout(15000);
+});
+
+after(async () => {
+  await browser?.close();
+  await srv?.stop();
+});
+
+const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
+
+test("first load and sign-in", async () => {
+  const t0 = Date.now();
+  await page.goto(srv.base + "/");
+  await page.waitForSelector('input[name="apiKey"]');
+  const wall = Date.now() - t0;
+  const nav = await page.evaluate(() => {
+    const e = performance.getEntriesByType("navigation")[0];
+    return { domContentLoaded: Math.round(e.domContentLoadedEventEnd), load: Math.round(e.loadEventEnd) };
+  });
+  console.log(`# first load: sign-in form shown after ${wall} ms (DOMContentLoaded ${nav.domContentLoaded} ms, load ${nav.load} ms)`);
+  assert.ok(wall < 5000, `first load took ${wall} ms`);
+  assert.equal(await page.textContent("h2"), "登录控制台");
+  await shot("signin.zh-CN");
+
+  // a wrong key shows the server's message, not a blank page
+  await page.fill('input[name="apiKey"]', "wrong-key");
+  await page.click('button[type="submit"]');
+  const err = await page.waitForSelector(".signin [role=alert]");
+  assert.match(await err.textContent(), /密钥无效/);
+
+  await page.fill('input[name="apiKey"]', ADMIN_KEY);
+  await page.click('button[type="submit"]');
+  await page.waitForSelector('[data-testid="journey-list"]');
+  assert.equal(new URL(page.url()).pathname, "/journeys");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("waymark.apiKey")), ADMIN_KEY);
+});
+
+test("the journey list shows the server's journeys", async () => {
+  const { body } = await srv.api("GET", "/api/v1/journeys");
+  assert.ok(published.length >= 5, `published ${published}`);
+  const keys = await page.$$eval('[data-testid="journey-list"] tbody tr', (rows) => rows.map((r) => r.getAttribute("data-key")));
+  assert.deepEqual(keys.sort(), body.journeys.map((j) => j.key).sort());
+  const status = await page.textContent('tr[data-key="viewed_product_3x"] .badge');
+  assert.equal(status, "已发布");
+  // entered comes from the journey's report
+  const rep = await srv.api("GET", "/api/v1/journeys/viewed_product_3x/report");
+  assert.equal(await page.textContent('tr[data-key="viewed_product_3x"] [data-col="entered"]'), rep.body.entered.toLocaleString());
+  await shot("journeys.zh-CN");
+});
+
+test("canvas: drag a node on, validation names it, save the draft", async () => {
+  await page.click('tr[data-key="viewed_product_3x"] a');
+  await page.waitForSelector(".react-flow__node");
+  const before = await page.$$eval(".react-flow__node", (n) => n.length);
+  assert.equal(before, 4, "three nodes and the entry");
+  await page.waitForFunction(() => document.querySelector('[data-testid="validation"]').textContent.includes("校验通过"));
+
+  // drag "wait for a time" from the palette onto the canvas
+  await page.dragAndDrop('.palette-item[data-kind="wait_duration"]', '[data-testid="flow"]', { targetPosition: { x: 500, y: 420 } });
+  await page.waitForSelector('.react-flow__node [data-node="wait_1"]');
+  assert.equal(await page.$$eval(".react-flow__node", (n) => n.length), before + 1);
+
+  // the new node has no next and nothing leads to it: the server says so, on the node
+  await page.waitForSelector('[data-node="wait_1"].jnode-error');
+  const errors = await page.textContent('[data-testid="error-list"]');
+  assert.match(errors, /wait_1/);
+  await shot("canvas-error.zh-CN");
+
+  // the side panel edits the node's fields
+  const duration = page.locator('[data-testid="side-panel"] [data-field="duration"] input');
+  await duration.fill("2h");
+
+  // undo / redo the duration edit
+  await page.click('[data-testid="undo"]');
+  assert.equal(await duration.inputValue(), "1d");
+  await page.click('[data-testid="redo"]');
+  assert.equal(await duration.inputValue(), "2h");
+
+  await page.click('[data-testid="save-draft"]');
+  await page.waitForSelector('[data-testid="notice"]');
+  assert.match(await page.textContent('[data-testid="notice"]'), /草稿已保存/);
+  const saved = await srv.api("GET", "/api/v1/journeys/viewed_product_3x");
+  const node = saved.body.definition.nodes.find((n) => n.id === "wait_1");
+  assert.ok(node, "the server has the new node: " + JSON.stringify(saved.body.definition.nodes.map((n) => n.id)));
+  assert.equal(node.type, "wait");
+  assert.equal(node.duration, "2h");
+  assert.equal(typeof node.ui.x, "number");
+  // publishing an invalid draft is refused and the errors stay on the node
+  await page.click('[data-testid="publish"]');
+  await page.waitForSelector(".canvas-page .state-error");
+  const again = await srv.api("GET", "/api/v1/journeys/viewed_product_3x");
+  assert.equal(again.body.version, saved.body.version, "not published");
+  await shot("canvas.zh-CN");
+});
+
+test("analytics: the funnel chart shows the API's numbers; events draw a chart", async () => {
+  await page.click('nav a[href="/analytics"]');
+  await page.click('.tabs [data-kind="funnel"]');
+  await page.click('[data-testid="run-query"]');
+  await page.waitForSelector('[data-testid="chart-funnel"] canvas');
+  const cells = await page.$$eval('[data-testid="funnel-table"] [data-col="users"]', (c) => c.map((x) => Number(x.textContent)));
+  const request = JSON.parse(await page.inputValue('[data-testid="query-text"]'));
+  request.from = await page.inputValue('input[type="date"] >> nth=0');
+  request.to = await page.inputValue('input[type="date"] >> nth=1');
+  const answer = await srv.api("POST", "/api/v1/query/funnel", request);
+  assert.equal(answer.status, 200, answer.text);
+  assert.deepEqual(cells, answer.body.steps.map((s) => s.users));
+  assert.deepEqual(cells, [40, 20, 10]);
+  await shot("analytics-funnel.zh-CN");
+
+  await page.click('.tabs [data-kind="events"]');
+  await page.click('[data-testid="run-query"]');
+  await page.waitForSelector('[data-testid="chart-events"] canvas');
+  await page.click('.tabs [data-kind="paths"]');
+  await page.click('[data-testid="run-query"]');
+  await page.waitForSelector('[data-testid="chart-paths"] canvas');
+
+  // a bad query shows the server's message
+  await page.click('.tabs [data-kind="retention"]');
+  await page.fill('[data-testid="query-text"]', '{"start":{"event":"$AppStart"},"return":{"event":"$AppStart"},"period":"fortnight"}');
+  await page.click('[data-testid="run-query"]');
+  const err = await page.waitForSelector("main [role=alert]");
+  assert.match(await err.textContent(), /period/);
+});
+
+test("language switch to English and back", async () => {
+  await page.selectOption('[data-testid="lang"]', "en");
+  assert.equal(await page.textContent('nav a[href="/journeys"]'), "Journeys");
+  assert.equal(await page.textContent("main h1"), "Analytics");
+  await page.click('nav a[href="/journeys"]');
+  await page.waitForSelector('[data-testid="journey-list"]');
+  assert.equal(await page.textContent('tr[data-key="fund_sip_companion"] .badge'), "Published");
+  await shot("journeys.en");
+  await page.click('nav a[href="/cockpit"]');
+  await page.waitForSelector('[data-testid="figures"]');
+  await shot("cockpit.en");
+  await page.selectOption('[data-testid="lang"]', "zh-CN");
+  assert.equal(await page.textContent('nav a[href="/journeys"]'), "旅程");
+  await shot("cockpit.zh-CN");
+});
