@@ -1,18 +1,21 @@
 // The shell: sign-in with an API key (sessionStorage), then the layout with
 // the navigation, the language switch and the page of the current path.
-import { useEffect, useState, type FormEvent } from "react";
+import { Suspense, lazy, useEffect, useState, type FormEvent } from "react";
 import { useI18n, LANGS, type Lang, type MessageKey } from "./i18n";
 import { api, getKey, setKey, setUnauthorizedHandler } from "./api/client";
 import { navigate, usePath } from "./router";
 import JourneysPage from "./pages/Journeys";
-import CanvasPage from "./pages/Canvas";
-import AnalyticsPage from "./pages/Analytics";
 import CustomersPage from "./pages/Customers";
 import CockpitPage from "./pages/Cockpit";
 import AudiencePage from "./pages/Audience";
 import AdvisorPage from "./pages/Advisor";
 import SettingsPage from "./pages/Settings";
-import { Empty } from "./components/State";
+import { Empty, Loading } from "./components/State";
+
+// the canvas (React Flow) and the charts (ECharts) are the large parts: they
+// load with the first page that needs them, not with the sign-in
+const CanvasPage = lazy(() => import("./pages/Canvas"));
+const AnalyticsPage = lazy(() => import("./pages/Analytics"));
 
 const NAV: { path: string; label: MessageKey }[] = [
   { path: "/journeys", label: "nav.journeys" },
@@ -157,7 +160,9 @@ export default function App() {
         </button>
       </header>
       <main>
-        <Page path={path} />
+        <Suspense fallback={<Loading />}>
+          <Page path={path} />
+        </Suspense>
       </main>
     </div>
   );
