@@ -15,9 +15,14 @@ export default defineConfig({
     chunkSizeWarningLimit: 1500,
     rollupOptions: {
       output: {
-        manualChunks: {
-          echarts: ["echarts/core", "echarts/charts", "echarts/components", "echarts/renderers"],
-          flow: ["@xyflow/react"],
+        // React on its own, so the sign-in and the list pages do not wait for
+        // the canvas (React Flow, d3) or the charts (ECharts, zrender)
+        manualChunks(id: string) {
+          if (!id.includes("node_modules")) return undefined;
+          if (/node_modules\/(react|react-dom|scheduler)\//.test(id)) return "react";
+          if (/node_modules\/(@xyflow|d3-|classcat|zustand|@dagrejs)/.test(id)) return "flow";
+          if (/node_modules\/(echarts|zrender|tslib)\//.test(id)) return "echarts";
+          return undefined;
         },
       },
     },
