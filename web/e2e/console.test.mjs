@@ -196,10 +196,36 @@ test("analytics: the funnel chart shows the API's numbers; events draw a chart",
   assert.match(await err.textContent(), /period/);
 });
 
+test("customer 360 and the advisor desk: the viewer's journey and lead, claimed and completed", async () => {
+  await page.goto(srv.base + "/customers");
+  await page.fill('[data-testid="customer-id"]', "e2e_viewer");
+  await page.click('form.inline-form button[type="submit"]');
+  await page.waitForSelector('[data-testid="customer-360"]');
+  const text = await page.textContent('[data-testid="customer-360"]');
+  assert.match(text, /viewed_product_3x/, "the journey the customer is in");
+  assert.match(text, /ViewFundDetail/, "the timeline");
+  await shot("customer360.zh-CN");
+
+  const leads = (await srv.api("GET", "/api/v1/leads?queue=wealth")).body.leads.filter((l) => l.status === "open");
+  assert.equal(leads.length, 1, "the journey made one lead");
+  await page.click('nav a[href="/advisor"]');
+  await page.waitForSelector('[data-testid="lead-list"]');
+  await page.click('[data-testid="lead-list"] button:has-text("认领")');
+  await page.waitForSelector('[data-testid="lead-list"] button:has-text("完成")');
+  assert.equal((await srv.api("GET", `/api/v1/leads/${leads[0].id}`)).body.status, "claimed");
+  await page.selectOption('[data-testid="lead-list"] select', "interested");
+  await page.click('[data-testid="lead-list"] button:has-text("完成")');
+  await page.waitForFunction(() => !document.querySelector('[data-testid="lead-list"] button'));
+  const done = (await srv.api("GET", `/api/v1/leads/${leads[0].id}`)).body;
+  assert.equal(done.status, "completed");
+  assert.equal(done.assignee, "advisor");
+  await shot("advisor.zh-CN");
+});
+
 test("language switch to English and back", async () => {
   await page.selectOption('[data-testid="lang"]', "en");
   assert.equal(await page.textContent('nav a[href="/journeys"]'), "Journeys");
-  assert.equal(await page.textContent("main h1"), "Analytics");
+  assert.equal(await page.textContent("main h1"), "Advisor desk");
   await page.click('nav a[href="/journeys"]');
   await page.waitForSelector('[data-testid="journey-list"]');
   assert.equal(await page.textContent('tr[data-key="fund_sip_companion"] .badge'), "Published");
