@@ -222,7 +222,46 @@ test("customer 360 and the advisor desk: the viewer's journey and lead, claimed 
   await shot("advisor.zh-CN");
 });
 
+test("a canvas of 200 nodes: frame time while panning", async () => {
+  // a split into 10 rows of waits (9 of 20, one of 18), each row a chain to the exit
+  const nodes = [{ id: "ab", type: "split", arms: Array.from({ length: 10 }, (_, r) => ({ name: `r${r}`, percent: 10, next: `w${r}_0` })) }];
+  for (let r = 0; r < 10; r++)
+    for (let c = 0, n = r < 9 ? 20 : 18; c < n; c++) nodes.push({ id: `w${r}_${c}`, type: "wait", duration: "1d", next: c < n - 1 ? `w${r}_${c + 1}` : "end", ui: { x: c * 240, y: r * 130 } });
+  nodes.push({ id: "end", type: "exit", ui: { x: 20 * 240, y: 600 } });
+  nodes[0].ui = { x: -240, y: 600 };
+  assert.equal(nodes.length, 200);
+  const saved = await srv.api("POST", "/api/v1/journeys", { key: "big_canvas", name: "big", entry: { api: true }, nodes, ui: { entry: { x: -480, y: 600 } } });
+  assert.equal(saved.body.valid, true, JSON.stringify(saved.body.errors?.slice(0, 3)));
+  await page.goto(srv.base + "/journeys/big_canvas");
+  await page.waitForSelector(".react-flow__node");
+  await page.waitForFunction(() => document.querySelector('[data-testid="validation"]').textContent.includes("校验通过"));
+  const box = await page.locator('[data-testid="flow"]').boundingBox();
+  await page.evaluate(() => {
+    window.__frames = [];
+    let last = performance.now();
+    const tick = (t) => {
+      window.__frames.push(t - last);
+      last = t;
+      if (window.__frames.length < 400) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  for (let i = 0; i < 60; i++) await page.mouse.move(box.x + box.width / 2 - i * 8, box.y + box.height / 2 - i * 3);
+  await page.mouse.up();
+  await page.mouse.wheel(0, -400);
+  const frames = await page.evaluate(() => window.__frames.slice(1));
+  frames.sort((a, b) => a - b);
+  const q = (p) => frames[Math.floor(p * (frames.length - 1))].toFixed(1);
+  console.log(`# 200-node canvas while panning: ${frames.length} frames, median ${q(0.5)} ms, p95 ${q(0.95)} ms, max ${q(1)} ms`);
+  assert.ok(frames.length > 10);
+  await shot("canvas-200.zh-CN");
+});
+
 test("language switch to English and back", async () => {
+  await page.click('nav a[href="/advisor"]');
+  await page.waitForSelector("main h1");
   await page.selectOption('[data-testid="lang"]', "en");
   assert.equal(await page.textContent('nav a[href="/journeys"]'), "Journeys");
   assert.equal(await page.textContent("main h1"), "Advisor desk");
