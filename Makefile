@@ -38,7 +38,7 @@ FUZZ_REPLAY := $(FUZZ_DIRS:%=$(BUILD)/%/replay)
 BENCH_SRC := $(shell find bench -maxdepth 1 -name '*.c' 2>/dev/null | sort)
 BENCH_BIN := $(BENCH_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all bootstrap test unit fuzz-replay integration compat run bench clean crash-test fuzz format
+.PHONY: all bootstrap test unit fuzz-replay integration compat run bench clean crash-test fuzz format web
 
 all: $(BIN)
 
@@ -77,11 +77,26 @@ $(BUILD)/src/core/json_simdjson.o: src/core/json_simdjson.cpp src/core/json_simd
 	@mkdir -p $(dir $@)
 	g++ -std=c++17 $(OPT) -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -c $< -o $@
 
+# The web console (web/, docs/console.md): npm ci when node_modules is absent
+# or older than the lock file, then the type check and `vite build` into
+# web/dist, which `waymark serve` serves at `/`.
+WEB_SRC   := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+WEB_STAMP := web/node_modules/.package-lock.json
+
+web: web/dist/index.html
+
+$(WEB_STAMP): web/package-lock.json web/package.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web/dist/index.html: $(WEB_STAMP) $(WEB_SRC)
+	cd web && nice npx tsc --noEmit && nice npx vite build --logLevel warn
+
 bootstrap:
 	@scripts/bootstrap
 
 test: bootstrap
-	@$(MAKE) --no-print-directory build-tests
+	@$(MAKE) --no-print-directory build-tests web
 	@BUILD=$(BUILD) tests/run-all
 
 build-tests: $(BIN) $(UNIT_BIN) $(FUZZ_REPLAY)
@@ -90,6 +105,7 @@ unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) tests/run-all unit
 
 run: bootstrap $(BIN)
+	@$(MAKE) --no-print-directory web
 	@scripts/run-demo
 
 bench: bootstrap $(BIN) $(BENCH_BIN)
@@ -107,6 +123,6 @@ format:
 	clang-format -i $$(find src include tests bench -name '*.[ch]')
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz web/dist
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

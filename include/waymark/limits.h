@@ -22,6 +22,9 @@
 #define WM_RECORD_BYTES_MAX (1u << 20)
 /* One HTTP request body (after transfer, before gunzip). */
 #define WM_HTTP_BODY_MAX (16u << 20)
+/* A console file's URL path, decoded: the built files' names are short
+ * (assets/index-[hash].js); longer paths are SPA routes or probes. */
+#define WM_STATIC_PATH_MAX 1024
 /* Decompressed payload: bounds gzip bombs. */
 #define WM_DECODED_BYTES_MAX (64u << 20)
 /* Records per request: Java SDK's MAX_FLUSH_BULK_SIZE is 1000; allow headroom. */

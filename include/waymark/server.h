@@ -6,6 +6,7 @@
 #ifndef WAYMARK_SERVER_H
 #define WAYMARK_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "waymark/arena.h"
@@ -19,12 +20,17 @@ typedef struct wm_server_opts {
     const char *listen;         /* "HOST:PORT"; port 0 picks a free one */
     wm_engine_t *engine;        /* not owned */
     unsigned connection_limit;  /* 0 -> 1024 */
+    const char *web_dir;        /* the built console (web/dist); NULL -> next to the
+                                   binary's build directory, else ./web/dist */
 } wm_server_opts_t;
 
 int wm_server_start(const wm_server_opts_t *opts, wm_server_t **out);
 /* The port actually bound (useful with port 0). */
 uint16_t wm_server_port(const wm_server_t *s);
 void wm_server_stop(wm_server_t *s);
+/* The console directory served (valid until wm_server_stop) and whether it
+ * holds a built console (index.html). */
+const char *wm_server_web_dir(const wm_server_t *s, bool *present);
 
 /* A query answer's main rows (table.c): what `POST /api/v1/query/{kind}?format=csv`
  * answers and `waymark query --format csv|table` prints. */

@@ -22,8 +22,10 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: waymark serve [--listen HOST:PORT] [--data DIR] [--partitions N]\n"
                "                     [--fsync always|interval|never] [--fsync-interval-ms MS]\n"
-               "                     [--admin-key KEY] [--test-clock]\n"
+               "                     [--admin-key KEY] [--test-clock] [--web DIR]\n"
                "defaults: --listen 127.0.0.1:8106 --data ./var --fsync always\n"
+               "--web DIR: the built console (default: web/dist next to the build directory\n"
+               "           of the binary, else ./web/dist; also WAYMARK_WEB_DIR)\n"
                "the admin key may also come from WAYMARK_ADMIN_KEY\n"
                "--test-clock lets POST /api/v1/clock move time forward (tests and demos only)\n");
 }
@@ -35,11 +37,12 @@ int wm_cli_serve(int argc, char **argv)
         {"partitions", required_argument, NULL, 'p'}, {"fsync", required_argument, NULL, 'f'},
         {"fsync-interval-ms", required_argument, NULL, 'i'},
         {"admin-key", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
-        {"test-clock", no_argument, NULL, 'T'},
+        {"test-clock", no_argument, NULL, 'T'}, {"web", required_argument, NULL, 'w'},
         {NULL, 0, NULL, 0}};
     const char *listen = "127.0.0.1:8106";
     wm_engine_opts_t eo = {.data_dir = "./var", .fsync_mode = WM_FSYNC_ALWAYS};
     eo.admin_key = getenv("WAYMARK_ADMIN_KEY");
+    const char *web_dir = getenv("WAYMARK_WEB_DIR");
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "l:d:p:f:i:k:h", opts, NULL)) != -1) {
@@ -50,6 +53,7 @@ int wm_cli_serve(int argc, char **argv)
         case 'i': eo.fsync_interval_ms = (uint32_t)atoi(optarg); break;
         case 'k': eo.admin_key = optarg; break;
         case 'T': eo.test_clock = true; break;
+        case 'w': web_dir = optarg; break;
         case 'f':
             if (wm_fsync_mode_parse(optarg, &eo.fsync_mode)) {
                 fprintf(stderr, "waymark serve: --fsync must be always, interval or never\n");
@@ -75,7 +79,7 @@ int wm_cli_serve(int argc, char **argv)
         fprintf(stderr, "waymark: generated an admin API key; it is in %s (mode 0600)\n", key_path);
     else if (!eo.admin_key)
         fprintf(stderr, "waymark: admin API key: %s\n", key_path);
-    wm_server_opts_t so = {.listen = listen, .engine = engine};
+    wm_server_opts_t so = {.listen = listen, .engine = engine, .web_dir = web_dir};
     wm_server_t *server;
     if ((rc = wm_server_start(&so, &server))) {
         wm_engine_close(engine);
@@ -89,6 +93,12 @@ int wm_cli_serve(int argc, char **argv)
     fprintf(stderr, "waymark: listening on http://%.*s:%u (data %s, %u partitions, fsync %s)\n",
             (int)(strrchr(listen, ':') - listen), listen, wm_server_port(server), eo.data_dir,
             wm_engine_partition_count(engine), wm_fsync_mode_name(eo.fsync_mode));
+    bool built;
+    const char *console = wm_server_web_dir(server, &built);
+    if (built)
+        fprintf(stderr, "waymark: console from %s\n", console);
+    else
+        fprintf(stderr, "waymark: console not built (no %s/index.html): run make web\n", console);
     while (!stop_flag)
         pause();
     fprintf(stderr, "waymark: shutting down\n");

@@ -23,6 +23,7 @@
 struct wm_server {
     struct MHD_Daemon *daemon;
     wm_engine_t *engine;
+    wm_static_t *web;
     uint16_t port;
 };
 
@@ -174,7 +175,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *upload_data_size = 0;
         return MHD_YES;
     }
-    wm_req_t r = {.conn = conn, .engine = s->engine, .method = method, .path = url};
+    wm_req_t r = {.conn = conn, .engine = s->engine, .method = method, .path = url, .web = s->web};
     if (cs->too_large)
         return wm__http_error(&r, 413, "body_too_large", "",
                               "request body exceeds the limit of 16 MiB");
@@ -227,6 +228,10 @@ int wm_server_start(const wm_server_opts_t *opts, wm_server_t **out)
     if (!s)
         return WM_ENOMEM;
     s->engine = opts->engine;
+    if (wm__static_open(opts->web_dir, &s->web)) {
+        wm_free(s);
+        return WM_ENOMEM;
+    }
     unsigned limit = opts->connection_limit ? opts->connection_limit : 1024;
     s->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
@@ -237,6 +242,7 @@ int wm_server_start(const wm_server_opts_t *opts, wm_server_t **out)
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!s->daemon) {
         fprintf(stderr, "waymark: cannot listen on %s\n", opts->listen);
+        wm__static_close(s->web);
         wm_free(s);
         return WM_EIO;
     }
@@ -255,5 +261,11 @@ void wm_server_stop(wm_server_t *s)
     /* a query may run for minutes on a connection thread the daemon joins */
     wm_engine_queries_stop(s->engine);
     MHD_stop_daemon(s->daemon);
+    wm__static_close(s->web);
     wm_free(s);
+}
+
+const char *wm_server_web_dir(const wm_server_t *s, bool *present)
+{
+    return wm__static_dir(s->web, present);
 }

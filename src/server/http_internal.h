@@ -12,6 +12,9 @@
 #include "waymark/buf.h"
 #include "waymark/engine.h"
 
+/* The console's built files (static.c). */
+typedef struct wm_static wm_static_t;
+
 typedef struct wm_req {
     struct MHD_Connection *conn;
     wm_engine_t *engine;
@@ -22,6 +25,7 @@ typedef struct wm_req {
     const char *body;
     size_t body_len;
     const char *ip;
+    const wm_static_t *web;     /* the console's files; never NULL while serving */
 } wm_req_t;
 
 int wm__route(wm_req_t *r);
@@ -52,6 +56,24 @@ int wm__route_maps(wm_req_t *r, wm_arena_t *a, const char **seg, int n, const ch
 /* GET /api/v1/journeys/{key}/report?funnel=1&from=&to= (routes_maps.c). */
 int wm__route_journey_funnel(wm_req_t *r, wm_arena_t *a, const char *key, const char *project,
                              const char *role);
+/* The console (static.c). dir: the built files (NULL or "": web/dist next to
+ * the binary's build directory, else ./web/dist); a missing directory is not
+ * an error (the console paths then answer a page saying how to build it).
+ * 0 or WM_ENOMEM; *out is freed with wm__static_close. */
+int wm__static_open(const char *dir, wm_static_t **out);
+void wm__static_close(wm_static_t *st);
+/* The directory served (resolved), and whether it holds a built console. */
+const char *wm__static_dir(const wm_static_t *st, bool *present);
+/* Answers a GET or HEAD of the console: a file, the SPA fallback, 304, 400
+ * for a path that tries to leave the directory, 404 under /assets/. */
+int wm__static_serve(wm_req_t *r, const wm_static_t *st);
+/* Percent-decodes path into out (at most out_len bytes with the NUL) and
+ * refuses "." and ".." segments, backslashes and control bytes: 0 or
+ * WM_EINVAL. Exposed for the unit test. */
+int wm__static_clean_path(const char *path, char *out, size_t out_len);
+/* The Content-Type for a file name's extension (application/octet-stream
+ * for unknown ones); a static string. */
+const char *wm__static_content_type(const char *path);
 int wm__http_send(wm_req_t *r, unsigned status, const char *content_type, const void *body,
                   size_t len);
 int wm__http_json(wm_req_t *r, unsigned status, const wm_buf_t *b);

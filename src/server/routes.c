@@ -780,6 +780,11 @@ int wm__route(wm_req_t *r)
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
         strcmp(path, "/metrics") == 0)
         return handle_health(r, path + 1);
+    /* the console: every GET or HEAD the routes below do not take */
+    bool head = strcmp(r->method, "HEAD") == 0;
+    if ((is_get(r) || head) && strncmp(path, "/api/", 5) != 0 && strncmp(path, "/v1/", 4) != 0 &&
+        !ends_with(path, "/sa") && !ends_with(path, "/sa.gif") && !ends_with(path, "/debug"))
+        return wm__static_serve(r, r->web);
     wm_arena_t a;
     wm_arena_init(&a, 64 * 1024);
     a.limit_bytes = (size_t)WM_DECODED_BYTES_MAX * 4;
